@@ -1,0 +1,158 @@
+"""The command line: ``python -m trio_gossip X``, ``--all``, ``X --info [--json]``.
+
+Exit status: 0 after a clean stop (Ctrl-C, SIGTERM) or a shown ``--info``;
+1 when ``--info`` gets no answer; 2 for a bad command line, a bad config, or a
+peer that cannot start. Every such failure is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import attrs
+import trio
+
+from .config import Config, ConfigError, load_config
+from .info import NoAnswer, format_info, query
+from .peer import Peer, StartupError
+from .transport import UdpNetwork
+
+__all__ = ["main"]
+
+log = logging.getLogger("trio_gossip")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="trio_gossip",
+        description="Gossip the metadata of folders between peers over UDP.",
+        epilog="Run one peer: trio_gossip A.  Every peer of the config in one process: "
+        "trio_gossip --all.  What a running peer knows: trio_gossip A --info.",
+    )
+    parser.add_argument(
+        "name", nargs="?", metavar="NAME", help="the peer to run or ask (a name in the config)"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="run every peer of the config in this process"
+    )
+    parser.add_argument(
+        "--info", action="store_true", help="ask the running peer NAME what it knows"
+    )
+    parser.add_argument("--json", action="store_true", help="with --info: print one JSON object")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config.json"),
+        metavar="PATH",
+        help="the cluster's config file (default: ./config.json)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default: INFO",
+    )
+    return parser
+
+
+def _resolve(config: Config) -> Config:
+    """Host names become addresses, so datagrams can be matched to peers."""
+    peers = {}
+    for name, peer in config.peers.items():
+        try:
+            info = socket.getaddrinfo(peer.host, peer.port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise ConfigError(f"peers.{name}.host: cannot resolve {peer.host!r}: {exc}") from None
+        peers[name] = attrs.evolve(peer, host=str(info[0][4][0]))
+    return attrs.evolve(config, peers=peers)
+
+
+def _folder(config: Config, name: str) -> Path:
+    folder = config.folder(name)
+    if folder is None:
+        folder = Path.cwd() / f"trio-gossip-{name}-{secrets.token_hex(4)}"
+        log.info("%s: no folder in the config; sharing a new folder %s", name, folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(
+            f"peer {name}: cannot create folder {folder}: {exc.strerror or exc}"
+        ) from None
+    return folder
+
+
+async def serve(config: Config, names: Sequence[str]) -> None:
+    """Run the peers ``names`` until SIGINT or SIGTERM."""
+    network = UdpNetwork()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            for name in names:
+                peer = Peer(name, config, network=network, folder=_folder(config, name))
+                await nursery.start(peer.run)
+            async for signum in signals:
+                log.info("%s received, stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.all == (args.name is not None):
+        parser.error("give a peer NAME or --all")
+    if args.info and args.all:
+        parser.error("--info asks one peer: give its NAME, not --all")
+    if args.json and not args.info:
+        parser.error("--json goes with --info")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    try:
+        config = load_config(args.config)
+        if args.name is not None and args.name not in config.peers:
+            known = ", ".join(config.peers)
+            raise ConfigError(f"{args.config}: no peer named {args.name!r} (peers: {known})")
+        config = _resolve(config)
+    except ConfigError as exc:
+        print(f"trio_gossip: {exc}", file=sys.stderr)
+        return 2
+    if args.info:
+        return _info(config, args.name, args.json)
+    names = list(config.peers) if args.all else [args.name]
+    failures: list[StartupError] = []
+    try:
+        trio.run(serve, config, names)
+    except* StartupError as group:
+        failures.extend(e for e in group.exceptions if isinstance(e, StartupError))
+    except* KeyboardInterrupt:  # a second Ctrl-C while stopping
+        log.info("interrupted")
+    if failures:
+        print(f"trio_gossip: {failures[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _info(config: Config, name: str, as_json: bool) -> int:
+    try:
+        snapshot = trio.run(query, config.address(name))
+    except NoAnswer as exc:
+        print(f"trio_gossip: peer {name} is not answering: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(snapshot, indent=2, ensure_ascii=False) if as_json else format_info(snapshot))
+    return 0

@@ -1,0 +1,215 @@
+"""The cluster's configuration: ``config.json``, read strictly.
+
+Every mistake becomes one :class:`ConfigError` whose message names the file,
+the key and the problem, e.g. ``config.json: peers.B.port: expected an integer,
+got "x"``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+from cattrs.preconf.json import make_converter
+
+from .wire import MAX_DATAGRAM, MAX_NAME
+
+__all__ = ["Config", "ConfigError", "Intervals", "PeerConfig", "load_config", "parse_config"]
+
+DEFAULT_MAX_DATAGRAM: Final = 8_192
+MIN_MAX_DATAGRAM: Final = 1_200
+_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_NAME}}}")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message is one line for the user."""
+
+
+@attrs.frozen
+class PeerConfig:
+    """Where one peer listens, and the folder it shares (``None``: a new random one)."""
+
+    host: str
+    port: int
+    folder: str | None = None
+
+
+@attrs.frozen
+class Intervals:
+    """Seconds: how often to rescan, push and relay, and when to reap a silent peer."""
+
+    scan: float = 30.0
+    push: float = 1.0
+    relay: float = 1.0
+    reap: float = 300.0
+
+
+@attrs.frozen
+class Config:
+    """A whole cluster: every peer by name, the intervals and the datagram limit."""
+
+    peers: Mapping[str, PeerConfig]
+    intervals: Intervals = Intervals()
+    max_datagram: int = DEFAULT_MAX_DATAGRAM
+    #: The directory relative folders resolve against.
+    base: Path = attrs.field(default=Path("."), eq=False)
+
+    def address(self, name: str) -> tuple[str, int]:
+        peer = self.peers[name]
+        return (peer.host, peer.port)
+
+    def folder(self, name: str) -> Path | None:
+        folder = self.peers[name].folder
+        return None if folder is None else self.base / folder
+
+
+def _describe(value: Any) -> str:
+    return json.dumps(value)[:40]
+
+
+def _strict(kind: type, label: str) -> Any:
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is not kind:
+            raise ValueError(f"expected {label}, got {_describe(value)}")
+        return value
+
+    return hook
+
+
+def _seconds(value: Any, _: Any) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"expected a positive number of seconds, got {_describe(value)}")
+    return float(value)
+
+
+def _mapping(value: Any, _: Any) -> Mapping[str, PeerConfig]:
+    if type(value) is not dict:
+        raise ValueError(f"expected an object, got {_describe(value)}")
+    return {name: _converter.structure(peer, PeerConfig) for name, peer in value.items()}
+
+
+_converter = make_converter(forbid_extra_keys=True)
+
+
+def _object_first(cls: type) -> Any:
+    """attrs classes: say "expected an object" before cattrs looks for keys."""
+    inner: Any = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True)
+
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is not dict:
+            raise ValueError(f"expected an object, got {_describe(value)}")
+        return inner(value, cls)
+
+    return hook
+
+
+_converter.register_structure_hook_factory(attrs.has, _object_first)
+_converter.register_structure_hook(int, _strict(int, "an integer"))
+_converter.register_structure_hook(str, _strict(str, "a string"))
+_converter.register_structure_hook(float, _seconds)
+
+
+def _path(exc: BaseException) -> tuple[str, str]:
+    """The dotted path and message of the first error inside a cattrs error."""
+    path: list[str] = []
+    while isinstance(exc, cattrs.BaseValidationError):
+        inner = exc.exceptions[0]
+        for note in getattr(inner, "__notes__", []):
+            if note.startswith("Structuring class") and "@ attribute " in note:
+                path.append(note.rsplit("@ attribute ", 1)[1])
+                break
+            if "@ key " in note:
+                path.append(note.rsplit("@ key ", 1)[1])
+                break
+        exc = inner
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return ".".join(path), f"unknown key {sorted(exc.extra_fields)[0]!r}"
+    if isinstance(exc, KeyError):
+        return ".".join(path), "missing"
+    return ".".join(path), str(exc)
+
+
+def parse_config(text: str, where: str = "config.json", base: Path = Path(".")) -> Config:
+    """A :class:`Config` from JSON text, or :class:`ConfigError` naming ``where``."""
+
+    def fail(path: str, message: str) -> ConfigError:
+        return ConfigError(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise fail("", f"invalid JSON: {exc}") from None
+    if type(raw) is not dict:
+        raise fail("", f"expected an object, got {_describe(raw)}")
+    if "peers" in raw:
+        # Per-peer errors name the peer: structure them one by one.
+        peers = raw["peers"]
+        if type(peers) is not dict:
+            raise fail("peers", f"expected an object, got {_describe(peers)}")
+        for name, peer in peers.items():
+            try:
+                _converter.structure(peer, PeerConfig)
+            except Exception as exc:  # noqa: BLE001 -- reduced to one line below
+                where_in, message = _path(exc)
+                sub = f"peers.{name}" + (f".{where_in}" if where_in else "")
+                raise fail(sub, message) from None
+    try:
+        config = _converter.structure(raw, Config)
+    except Exception as exc:  # noqa: BLE001 -- reduced to one line below
+        raise fail(*_path(exc)) from None
+    config = attrs.evolve(config, base=base)
+    _validate(config, fail)
+    return config
+
+
+def _validate(config: Config, fail: Any) -> None:
+    if len(config.peers) < 2:
+        raise fail("peers", "at least two peers are needed to gossip")
+    seen: dict[tuple[str, int], str] = {}
+    for name, peer in config.peers.items():
+        if not _NAME.fullmatch(name):
+            raise fail(
+                f"peers.{name}",
+                f"a peer's name is 1 to {MAX_NAME} of the characters A-Z a-z 0-9 _ . -",
+            )
+        if not 0 < peer.port < 65536:
+            raise fail(f"peers.{name}.port", f"expected a port from 1 to 65535, got {peer.port}")
+        if not peer.host:
+            raise fail(f"peers.{name}.host", 'expected a host name or address, got ""')
+        address = (_normal_host(peer.host), peer.port)
+        if address in seen:
+            raise fail(
+                f"peers.{name}", f"same address as peer {seen[address]} ({peer.host}:{peer.port})"
+            )
+        seen[address] = name
+    if not MIN_MAX_DATAGRAM <= config.max_datagram <= MAX_DATAGRAM:
+        raise fail(
+            "max_datagram",
+            f"expected {MIN_MAX_DATAGRAM} to {MAX_DATAGRAM} bytes, got {config.max_datagram}",
+        )
+
+
+def _normal_host(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower()
+
+
+def load_config(path: Path) -> Config:
+    """Read and check the config file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(text, str(path), path.parent)

@@ -1,0 +1,319 @@
+"""The wire format: messages, and the one function that decodes untrusted bytes.
+
+A datagram is one UTF-8 JSON object with a protocol version ``"proto": 1`` and
+a type tag ``"type"``; ``docs/protocol.md`` is the contract. Messages are attrs
+classes (un)structured by a private cattrs converter whose hooks refuse to
+coerce: ``"123"`` is not an int, ``true`` is not ``1``, a string is not a list.
+All functions that take network bytes end in ``_untrusted`` and raise only
+:class:`BadDatagram`.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+import cattrs
+from cattrs.preconf.json import make_converter
+
+from .state import FileMeta, Line
+
+__all__ = [
+    "MAX_DATAGRAM",
+    "MIN_DATAGRAM",
+    "PROTOCOL",
+    "BadDatagram",
+    "Digest",
+    "Info",
+    "InfoRequest",
+    "Message",
+    "Part",
+    "Want",
+    "decode_untrusted",
+    "encode",
+]
+
+PROTOCOL: Final = 1
+#: The largest UDP payload IPv4 can carry; nothing larger is ever sent.
+MAX_DATAGRAM: Final = 65_507
+#: The smallest ``max_datagram`` a config may choose: one largest file record fits.
+MIN_DATAGRAM: Final = 16_384
+
+MAX_NAME: Final = 64  # a peer's name, in characters
+MAX_PATH: Final = 4_096  # a file's relative path, in UTF-8 bytes
+MAX_LINES: Final = 4_096  # lines in one digest datagram
+MAX_WANT_PARTS: Final = 64  # part indexes one want may ask for
+MAX_PARTS: Final = 1 << 20  # parts of one transfer
+MAX_COUNTER: Final = (1 << 63) - 1  # generation, version, heartbeat, floor, seq, size
+MIN_MTIME: Final = -(1 << 63)
+
+
+class BadDatagram(Exception):
+    """A datagram that is not a valid message. ``reason`` is a short label for counters."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@attrs.frozen
+class Digest:
+    """The sender's summary: one line per origin it holds (or a selection).
+
+    ``reply`` asks the receiver to answer with a digest of its own, which makes
+    one push-pull exchange.
+    """
+
+    sender: str
+    reply: bool
+    lines: tuple[Line, ...]
+
+
+@attrs.frozen
+class Want:
+    """Asks the receiver for ``origin``'s metadata at ``(generation, version)`` or newer.
+
+    ``have_generation``/``have_version`` say what the asker holds (-1 for nothing),
+    so the holder can send a delta. A non-empty ``parts`` continues a transfer:
+    the holder sends exactly those parts of the transfer from ``base``.
+    """
+
+    sender: str
+    origin: str
+    generation: int
+    version: int
+    have_generation: int
+    have_version: int
+    base: int
+    parts: tuple[int, ...]
+
+
+@attrs.frozen
+class Part:
+    """One part of a transfer of ``origin``'s metadata at ``(generation, version)``.
+
+    ``base`` is -1 for the whole list, else the version of the same generation
+    the records apply to. ``total`` is the number of records in all ``count`` parts.
+    """
+
+    sender: str
+    origin: str
+    generation: int
+    version: int
+    heartbeat: int
+    floor: int
+    base: int
+    index: int
+    count: int
+    total: int
+    files: tuple[FileMeta, ...]
+
+
+@attrs.frozen
+class InfoRequest:
+    """Asks a peer for parts of a snapshot of its view (``--info``)."""
+
+    nonce: int
+    parts: tuple[int, ...]
+
+
+@attrs.frozen
+class Info:
+    """One part of a snapshot: ``data`` of all ``count`` parts joined is a JSON text."""
+
+    sender: str
+    nonce: int
+    index: int
+    count: int
+    data: str
+
+
+Message = Digest | Want | Part | InfoRequest | Info
+
+# Only ever append to this table: a tag, once used, keeps its meaning.
+_TAGS: Final[dict[str, type[Message]]] = {
+    "digest": Digest,
+    "want": Want,
+    "part": Part,
+    "info?": InfoRequest,
+    "info": Info,
+}
+_TAG_OF: Final = {cls: tag for tag, cls in _TAGS.items()}
+
+
+def _strict(kind: type, label: str) -> Callable[[Any, Any], Any]:
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {label}, got {json.dumps(value)[:40]}")
+        return value
+
+    return hook
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = make_converter(forbid_extra_keys=True, detailed_validation=False)
+    converter.register_structure_hook(int, _strict(int, "an integer"))
+    converter.register_structure_hook(str, _strict(str, "a string"))
+    converter.register_structure_hook(bool, _strict(bool, "a boolean"))
+
+    def is_tuple(t: Any) -> bool:
+        return typing.get_origin(t) is tuple
+
+    def tuple_hook(t: Any) -> Callable[[Any, Any], Any]:
+        (item, _ellipsis) = typing.get_args(t)
+        structure_item = converter.get_structure_hook(item)
+
+        def hook(value: Any, _: Any) -> tuple[Any, ...]:
+            if type(value) is not list:
+                raise TypeError("expected a list")
+            return tuple(structure_item(v, item) for v in value)
+
+        return hook
+
+    converter.register_structure_hook_factory(is_tuple, tuple_hook)
+
+    # Files and digest lines are the bulk of the traffic: they travel as arrays.
+    converter.register_unstructure_hook(
+        FileMeta, lambda f: [f.name, f.size, f.mtime_ns, f.seq, f.deleted]
+    )
+    converter.register_unstructure_hook(
+        Line, lambda x: [x.origin, x.generation, x.version, x.heartbeat, x.reaped]
+    )
+    converter.register_structure_hook(FileMeta, _array(FileMeta, (str, int, int, int, bool)))
+    converter.register_structure_hook(Line, _array(Line, (str, int, int, int, bool)))
+    return converter
+
+
+def _array(cls: Callable[..., Any], kinds: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is not list or len(value) != len(kinds):
+            raise TypeError(f"expected an array of {len(kinds)}")
+        if any(type(v) is not k for v, k in zip(value, kinds, strict=True)):
+            raise TypeError("wrong type in array")
+        return cls(*value)
+
+    return hook
+
+
+_converter: Final = _make_converter()
+
+
+def encode(message: Message) -> bytes:
+    """The datagram for ``message``: compact JSON, UTF-8, keys in class order."""
+    body = {"proto": PROTOCOL, "type": _TAG_OF[type(message)]}
+    body.update(_converter.unstructure(message))
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_untrusted(data: bytes) -> Message:
+    """Turn any bytes into a valid message, or raise :class:`BadDatagram`."""
+    if len(data) > MAX_DATAGRAM:
+        raise BadDatagram("too large")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, digit-limit errors
+        raise BadDatagram("not json", str(exc)[:80]) from None
+    if type(body) is not dict:
+        raise BadDatagram("not an object")
+    if body.pop("proto", None) != PROTOCOL or type(body.get("type")) is not str:
+        raise BadDatagram("protocol version")
+    cls = _TAGS.get(body.pop("type"))
+    if cls is None:
+        raise BadDatagram("unknown type")
+    try:
+        message: Message = _converter.structure(body, cls)
+    except Exception as exc:  # noqa: BLE001 -- untrusted input: any failure is a bad datagram
+        raise BadDatagram("malformed", str(exc)[:80]) from None
+    problem = _check(message)
+    if problem:
+        raise BadDatagram("out of bounds", problem)
+    return message
+
+
+def _bad_counter(value: int, low: int = 0) -> bool:
+    return not low <= value <= MAX_COUNTER
+
+
+def _bad_peer(name: str) -> bool:
+    return not 0 < len(name) <= MAX_NAME
+
+
+def _bad_path(name: str) -> bool:
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+        return True
+    parts = name.split("/")
+    return not 0 < size <= MAX_PATH or "\x00" in name or any(p in ("", ".", "..") for p in parts)
+
+
+def _check_file(f: FileMeta) -> str:
+    if _bad_path(f.name):
+        return "file name"
+    if _bad_counter(f.size) or _bad_counter(f.seq) or _bad_counter(f.mtime_ns, MIN_MTIME):
+        return "file field"
+    return ""
+
+
+def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per rule
+    """The first bound ``message`` breaks, or ``""``."""
+    match message:
+        case Digest(sender, _, lines):
+            if _bad_peer(sender) or len(lines) > MAX_LINES:
+                return "digest"
+            for line in lines:
+                if _bad_peer(line.origin) or any(
+                    _bad_counter(c) for c in (line.generation, line.version, line.heartbeat)
+                ):
+                    return "digest line"
+        case Want():
+            wanted = (message.generation, message.version)
+            haves = (message.have_generation, message.have_version, message.base)
+            if (
+                _bad_peer(message.sender)
+                or _bad_peer(message.origin)
+                or any(_bad_counter(c) for c in wanted)
+                or any(_bad_counter(c, -1) for c in haves)
+                or len(message.parts) > MAX_WANT_PARTS
+                or any(not 0 <= p < MAX_PARTS for p in message.parts)
+            ):
+                return "want"
+        case Part():
+            counters = (
+                message.generation,
+                message.version,
+                message.heartbeat,
+                message.floor,
+                message.total,
+            )
+            if (
+                _bad_peer(message.sender)
+                or _bad_peer(message.origin)
+                or any(_bad_counter(c) for c in counters)
+                or not -1 <= message.base < message.version
+                or not 0 <= message.index < message.count <= MAX_PARTS
+            ):
+                return "part"
+            for f in message.files:
+                problem = _check_file(f)
+                if problem:
+                    return problem
+        case InfoRequest(nonce, parts):
+            if _bad_counter(nonce) or len(parts) > MAX_WANT_PARTS:
+                return "info request"
+            if any(not 0 <= p < MAX_PARTS for p in parts):
+                return "info request"
+        case Info(sender, nonce, index, count, _):
+            if _bad_peer(sender) or _bad_counter(nonce) or not 0 <= index < count <= MAX_PARTS:
+                return "info"
+    return ""
+
+
+def overhead() -> int:
+    """An upper bound on a part's size without its records."""
+    big, name = MAX_COUNTER, "x" * MAX_NAME
+    empty = Part(name, name, big, big, big, big, big, MAX_PARTS, MAX_PARTS, big, ())
+    return len(encode(empty)) + 16
