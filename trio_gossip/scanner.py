@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Final
 
 import attrs
 
+from .config import MIN_MAX_DATAGRAM
+from .transfer import max_name_size, name_size
+
 __all__ = ["Scan", "ScanError", "scan_folder"]
+
+
+#: The longest name (in bytes as it travels, see :func:`.transfer.name_size`)
+#: whose record fits one datagram at the smallest ``max_datagram`` a config allows.
+MAX_NAME_SIZE: Final = max_name_size(MIN_MAX_DATAGRAM)
 
 
 class ScanError(Exception):
@@ -27,9 +36,10 @@ class Scan:
     skipped: tuple[str, ...] = ()
 
 
-def scan_folder(root: Path, max_name: int = 4096) -> Scan:
+def scan_folder(root: Path, max_name: int = MAX_NAME_SIZE) -> Scan:
     """Scan ``root``. Symbolic links are not followed. Names that are not
-    UTF-8, or longer than ``max_name`` bytes, cannot travel and are skipped."""
+    UTF-8, or longer than ``max_name`` bytes as they travel (JSON-escaped
+    UTF-8, see :func:`.transfer.name_size`), cannot travel and are skipped."""
     files: dict[str, tuple[int, int]] = {}
     skipped: list[str] = []
     stack: list[tuple[str, str]] = [("", os.fspath(root))]
@@ -45,13 +55,13 @@ def scan_folder(root: Path, max_name: int = 4096) -> Scan:
                     if not entry.is_file(follow_symlinks=False):
                         continue  # sockets, fifos, devices, links
                     try:
-                        size = len(name.encode())
+                        name.encode()
                     except UnicodeEncodeError:
                         skipped.append(
                             name.encode(errors="surrogateescape").decode(errors="replace")
                         )
                         continue
-                    if size > max_name:
+                    if name_size(name) > max_name:
                         skipped.append(name)
                         continue
                     try:

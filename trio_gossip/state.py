@@ -248,10 +248,13 @@ def reap_due(
     view: View, heard: Mapping[str, float], now: float, after: float, own: str
 ) -> list[str]:
     """The origins to reap: alive, not us, and no key of theirs went up for ``after`` seconds."""
+    # ``heard + after <= now``, not ``now - heard >= after``: the same sum as
+    # :func:`next_reaping`, so waking at its time always finds the origin due
+    # (in floating point the two can disagree, and the reaper would spin).
     return [
         origin
         for origin, entry in view.items()
-        if origin != own and not entry.reaped and now - heard[origin] >= after
+        if origin != own and not entry.reaped and heard[origin] + after <= now
     ]
 
 

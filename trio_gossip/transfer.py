@@ -15,21 +15,42 @@ import json
 import attrs
 
 from .state import Entry, FileMeta, apply_delta, delta_records
-from .wire import Part, overhead
+from .wire import MAX_COUNTER, MIN_MTIME, Part, overhead
 
-__all__ = ["Assemblies", "Transfer", "finish", "prepare", "record_size"]
+__all__ = [
+    "Assemblies",
+    "Transfer",
+    "finish",
+    "max_name_size",
+    "name_size",
+    "prepare",
+    "record_size",
+]
 
 BUDGET_SLACK = 0
 
 _OVERHEAD = overhead()
 
 
+def name_size(name: str) -> int:
+    """Bytes of a file name as a record carries it: UTF-8, JSON escapes and quotes."""
+    return len(json.dumps(name, ensure_ascii=False).encode())
+
+
 def record_size(f: FileMeta) -> int:
     """Encoded size of one record as ``encode`` writes it, with its comma."""
-    name = len(json.dumps(f.name, ensure_ascii=False).encode())
+    name = name_size(f.name)
     numbers = len(str(f.size)) + len(str(f.mtime_ns)) + len(str(f.seq))
     # [name,size,mtime_ns,seq,deleted] : brackets, four commas, the boolean, a comma
     return name + numbers + 6 + (4 if f.deleted else 5) + 1
+
+
+def max_name_size(max_datagram: int) -> int:
+    """The largest :func:`name_size` whose record, whatever its numbers, fits a
+    part of ``max_datagram`` bytes. A record is never split: a longer name
+    would make a part larger than ``max_datagram``."""
+    widest = record_size(FileMeta("", MAX_COUNTER, MIN_MTIME, MAX_COUNTER))
+    return max_datagram - _OVERHEAD - widest + name_size("")
 
 
 @attrs.frozen

@@ -213,12 +213,15 @@ def decode_untrusted(data: bytes) -> Message:
     if len(data) > MAX_DATAGRAM:
         raise BadDatagram("too large")
     try:
-        body = json.loads(data)
+        # Decoded here: json.loads would also take UTF-16, UTF-32 and a BOM.
+        body = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # JSON, UTF-8, digit-limit errors
         raise BadDatagram("not json", str(exc)[:80]) from None
     if type(body) is not dict:
         raise BadDatagram("not an object")
-    if body.pop("proto", None) != PROTOCOL or type(body.get("type")) is not str:
+    proto = body.pop("proto", None)
+    # ``type`` first: ``true == 1`` and ``1.0 == 1`` in Python.
+    if type(proto) is not int or proto != PROTOCOL or type(body.get("type")) is not str:
         raise BadDatagram("protocol version")
     cls = _TAGS.get(body.pop("type"))
     if cls is None:

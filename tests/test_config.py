@@ -1,0 +1,322 @@
+"""The config file: every mistake is one ``ConfigError`` line naming the file and key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_gossip.config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
+
+BUNDLED = Path(__file__).resolve().parent.parent / "config.json"
+
+
+def good() -> dict[str, Any]:
+    return {
+        "peers": {
+            "A": {"host": "127.0.0.1", "port": 9101, "folder": "folders/A"},
+            "B": {"host": "127.0.0.1", "port": 9102},
+        },
+        "intervals": {"scan": 2, "push": 0.5, "relay": 1, "reap": 60},
+        "max_datagram": 4000,
+    }
+
+
+def error(raw: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(json.dumps(raw))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("config.json: ")
+    return message
+
+
+def test_a_good_config() -> None:
+    config = parse_config(json.dumps(good()), "here.json", Path("/srv/gossip"))
+    assert config.peers == {
+        "A": PeerConfig("127.0.0.1", 9101, "folders/A"),
+        "B": PeerConfig("127.0.0.1", 9102, None),
+    }
+    assert config.intervals == Intervals(scan=2.0, push=0.5, relay=1.0, reap=60.0)
+    assert config.max_datagram == 4000
+    assert config.address("B") == ("127.0.0.1", 9102)
+    assert config.folder("A") == Path("/srv/gossip/folders/A")
+    assert config.folder("B") is None
+
+
+def test_defaults() -> None:
+    raw = good()
+    del raw["intervals"], raw["max_datagram"]
+    config = parse_config(json.dumps(raw))
+    assert (config.intervals.scan, config.intervals.reap) == (30.0, 300.0)
+    assert (config.intervals.push, config.intervals.relay) == (1.0, 1.0)
+    assert config.max_datagram == 8192
+    partial = parse_config(json.dumps({**raw, "intervals": {"reap": 5}}))
+    assert partial.intervals == Intervals(scan=30.0, push=1.0, relay=1.0, reap=5.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda c: c["peers"]["B"].update(port="x"),
+            'config.json: peers.B.port: expected an integer, got "x"',
+        ),
+        (
+            lambda c: c["peers"]["B"].update(port=True),
+            "config.json: peers.B.port: expected an integer, got true",
+        ),
+        (
+            lambda c: c["peers"]["B"].update(port=9102.0),
+            "config.json: peers.B.port: expected an integer, got 9102.0",
+        ),
+        (
+            lambda c: c["peers"]["B"].update(host=3),
+            "config.json: peers.B.host: expected a string, got 3",
+        ),
+        (
+            lambda c: c["peers"]["A"].update(folder=["a"]),
+            'config.json: peers.A.folder: expected a string, got ["a"]',
+        ),
+        (
+            lambda c: c["peers"]["B"].pop("host"),
+            "config.json: peers.B.host: missing",
+        ),
+        (
+            lambda c: c["peers"].update(C="x"),
+            'config.json: peers.C: expected an object, got "x"',
+        ),
+        (lambda c: c.pop("peers"), "config.json: peers: missing"),
+        (lambda c: c.update(peers=[]), "config.json: peers: expected an object, got []"),
+        (
+            lambda c: c["peers"].pop("B"),
+            "config.json: peers: at least two peers are needed to gossip",
+        ),
+        (
+            lambda c: c["peers"]["B"].update(port=0),
+            "config.json: peers.B.port: expected a port from 1 to 65535, got 0",
+        ),
+        (
+            lambda c: c["peers"]["B"].update(port=65536),
+            "config.json: peers.B.port: expected a port from 1 to 65535, got 65536",
+        ),
+        (
+            lambda c: c["peers"]["B"].update(host=""),
+            'config.json: peers.B.host: expected a host name or address, got ""',
+        ),
+        (
+            lambda c: c.update(intervals=[]),
+            "config.json: intervals: expected an object, got []",
+        ),
+        (
+            lambda c: c.update(max_datagram="big"),
+            'config.json: max_datagram: expected an integer, got "big"',
+        ),
+    ],
+)
+def test_wrong_types_and_values(change: Any, expected: str) -> None:
+    raw = good()
+    change(raw)
+    assert error(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c.update(extra=1), "config.json: unknown key 'extra'"),
+        (lambda c: c.update(interval={}), "config.json: unknown key 'interval'"),
+        (
+            lambda c: c["intervals"].update(gossip=1),
+            "config.json: intervals: unknown key 'gossip'",
+        ),
+        (
+            lambda c: c["peers"]["B"].update(folders="x"),
+            "config.json: peers.B: unknown key 'folders'",
+        ),
+    ],
+)
+def test_unknown_keys(change: Any, expected: str) -> None:
+    raw = good()
+    change(raw)
+    assert error(raw) == expected
+
+
+@pytest.mark.parametrize("key", ["scan", "push", "relay", "reap"])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0, "0"), (-1, "-1"), (-0.5, "-0.5"), (True, "true"), (False, "false"), ("5", '"5"')],
+)
+def test_intervals_are_positive_numbers(key: str, value: Any, shown: str) -> None:
+    raw = good()
+    raw["intervals"][key] = value
+    assert error(raw) == (
+        f"config.json: intervals.{key}: expected a positive number of seconds, got {shown}"
+    )
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_intervals_are_finite(text: str) -> None:
+    raw = json.dumps(good()).replace('"reap": 60', f'"reap": {text}')
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert str(info.value) == (
+        f"config.json: intervals.reap: expected a positive number of seconds, got {text}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "0:0:0:0:0:0:0:1"),
+        ("Gossip.Example", "gossip.example"),
+    ],
+)
+def test_two_peers_on_one_address(first: str, second: str) -> None:
+    raw = good()
+    raw["peers"]["A"].update(host=first, port=9000)
+    raw["peers"]["B"].update(host=second, port=9000)
+    assert error(raw) == f"config.json: peers.B: same address as peer A ({second}:9000)"
+
+
+def test_same_host_other_port_is_fine() -> None:
+    raw = good()
+    raw["peers"]["A"].update(host="::1", port=9000)
+    raw["peers"]["B"].update(host="0::1", port=9001)
+    assert parse_config(json.dumps(raw)).address("B") == ("0::1", 9001)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1199, "expected 1200 to 65507 bytes, got 1199"),
+        (65508, "expected 1200 to 65507 bytes, got 65508"),
+        (0, "expected 1200 to 65507 bytes, got 0"),
+        (-8192, "expected 1200 to 65507 bytes, got -8192"),
+        (True, "expected an integer, got true"),
+        (8192.0, "expected an integer, got 8192.0"),
+    ],
+)
+def test_max_datagram_out_of_range(value: Any, expected: str) -> None:
+    raw = {**good(), "max_datagram": value}
+    assert error(raw) == f"config.json: max_datagram: {expected}"
+
+
+@pytest.mark.parametrize("value", [1200, 65507])
+def test_max_datagram_bounds_are_allowed(value: int) -> None:
+    assert parse_config(json.dumps({**good(), "max_datagram": value})).max_datagram == value
+
+
+@pytest.mark.parametrize("name", ["bad name", "", "x" * 65, "pèer", "a/b", "a:b"])
+def test_bad_peer_names(name: str) -> None:
+    raw = good()
+    raw["peers"][name] = {"host": "127.0.0.1", "port": 9200}
+    assert error(raw) == (
+        f"config.json: peers.{name}: a peer's name is 1 to 64 of the characters A-Z a-z 0-9 _ . -"
+    )
+
+
+@pytest.mark.parametrize("name", ["x" * 64, "a.b-c_D9", "-", "."])
+def test_good_peer_names(name: str) -> None:
+    raw = good()
+    raw["peers"][name] = {"host": "127.0.0.1", "port": 9200}
+    assert name in parse_config(json.dumps(raw)).peers
+
+
+@pytest.mark.parametrize("raw", ["[]", "3", "null", '"peers"'])
+def test_not_an_object(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert str(info.value) == f"config.json: expected an object, got {raw}"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.json"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: no such file"
+
+
+def test_invalid_json(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"peers": {"A": }', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid JSON: Expecting value: line 1 column 17")
+    assert "\n" not in message
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{"peers": "\xff"}')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: cannot read: ")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)  # a directory
+    assert str(info.value).startswith(f"{tmp_path}: cannot read: ")
+
+
+def test_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.json"
+    raw = good()
+    raw["peers"]["B"]["port"] = "x"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f'{path}: peers.B.port: expected an integer, got "x"'
+
+
+def test_relative_folders_resolve_against_the_config_file(tmp_path: Path) -> None:
+    raw = good()
+    raw["peers"]["B"]["folder"] = str(tmp_path / "absolute")
+    path = tmp_path / "etc" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    config = load_config(path)
+    assert config.folder("A") == tmp_path / "etc" / "folders" / "A"
+    assert config.folder("B") == tmp_path / "absolute"
+
+
+def test_the_bundled_config_loads() -> None:
+    config = load_config(BUNDLED)
+    assert isinstance(config, Config)
+    assert sorted(config.peers) == ["A", "B", "C"]
+    assert config.folder("A") == BUNDLED.parent / "folders" / "A"
+    assert config.intervals.scan == 2.0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=10,
+)
+
+
+@st.composite
+def damaged_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """The good config with one value (anywhere) replaced by any JSON value."""
+    raw = good()
+    holder: dict[str, Any] = raw
+    while True:
+        key = draw(st.sampled_from(sorted(holder)))
+        if type(holder[key]) is not dict or draw(st.booleans()):
+            break
+        holder = holder[key]
+    holder[key] = draw(json_values)
+    return raw
+
+
+@given(damaged_configs())
+def test_any_damage_is_a_config_or_one_config_error(raw: dict[str, Any]) -> None:
+    try:
+        parse_config(json.dumps(raw))
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith("config.json: ")
+        assert "\n" not in message
