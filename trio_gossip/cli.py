@@ -87,6 +87,7 @@ def _folder(config: Config, name: str) -> Path:
     if folder is None:
         folder = Path.cwd() / f"trio-gossip-{name}-{secrets.token_hex(4)}"
         log.info("%s: no folder in the config; sharing a new folder %s", name, folder)
+    folder = folder.resolve()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -152,7 +153,7 @@ def _info(config: Config, name: str, as_json: bool) -> int:
     try:
         snapshot = trio.run(query, config.address(name))
     except NoAnswer as exc:
-        print(f"trio_gossip: peer {name} is not answering: {exc}", file=sys.stderr)
+        print(f"trio_gossip: peer {name} is not answering: {exc}", file=sys.stderr)  # one line
         return 1
     print(json.dumps(snapshot, indent=2, ensure_ascii=False) if as_json else format_info(snapshot))
     return 0

@@ -67,7 +67,9 @@ async def query(address: Address, *, first_answer: float = FIRST_ANSWER) -> dict
                         last_progress = trio.current_time()
             incomplete = count is None or len(parts) < count
             if incomplete and trio.current_time() - last_progress >= first_answer:
-                raise NoAnswer(f"no answer from {address[0]}:{address[1]}")
+                raise NoAnswer(
+                    f"nothing came from {address[0]}:{address[1]} for {first_answer:g} s"
+                )
     text = "".join(parts[i] for i in range(count))
     snapshot: dict[str, Any] = json.loads(text)
     return snapshot

@@ -117,7 +117,10 @@ class Peer:
     """Peer ``name`` of the cluster in ``config``, sharing ``folder``.
 
     ``rng`` and ``wall_clock`` (nanoseconds, for the generation) are injected
-    so simulations are deterministic; the scan function runs in a thread.
+    so simulations are deterministic; the scan function runs in a thread
+    unless ``scan_in_thread`` is false, for a fake scanner that does no I/O:
+    under an autojumping ``MockClock`` virtual time jumps while a thread runs,
+    so a simulation's times would depend on the OS scheduler.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class Peer:
         rng: random.Random | None = None,
         wall_clock: Callable[[], int] = time.time_ns,
         scanner: Callable[[Path], Scan] = scan_folder,
+        scan_in_thread: bool = True,
     ) -> None:
         self.name = name
         self.config = config
@@ -139,6 +143,7 @@ class Peer:
         self._rng = rng if rng is not None else random.Random()
         self._wall_clock = wall_clock
         self._scanner = scanner
+        self._scan_in_thread = scan_in_thread
         self._others = [n for n in config.peers if n != name]
         self._by_address = {config.address(n): n for n in config.peers}
         # Fresh news is relayed this many times: enough for an epidemic to finish.
@@ -344,7 +349,11 @@ class Peer:
         return self._view[self.name]
 
     async def _scan(self) -> Scan:
-        scan = await trio.to_thread.run_sync(self._scanner, self.folder, abandon_on_cancel=True)
+        if self._scan_in_thread:
+            scan = await trio.to_thread.run_sync(self._scanner, self.folder, abandon_on_cancel=True)
+        else:
+            await trio.lowlevel.checkpoint()
+            scan = self._scanner(self.folder)
         self._counts["scans"] += 1
         budget = self.config.max_datagram - _ENVELOPE * 2
         too_long = [
@@ -480,6 +489,20 @@ class Peer:
             if line.origin == self.name:
                 self._refute_if_outdone(line.key, now)
         self._accept(proven(self._view, others), now, digest.sender)
+        # A newer version of the same generation proves its origin alive as well:
+        # carry its heartbeat on the version held, or while a large version is
+        # still on its way the origin's heartbeats stop spreading and it is reaped.
+        beats = {
+            line.origin: attrs.evolve(held, heartbeat=line.heartbeat)
+            for line in others
+            if (held := self._view.get(line.origin)) is not None
+            and not held.reaped
+            and not line.reaped
+            and line.generation == held.generation
+            and line.version > held.version
+            and line.heartbeat > held.heartbeat
+        }
+        self._accept(beats, now, digest.sender)
         out: list[Message] = []
         for line in others:
             held = self._view.get(line.origin)
