@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_gossip.config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
+from trio_gossip.config import (
+    Config,
+    ConfigError,
+    Intervals,
+    PeerConfig,
+    load_config,
+    parse_config,
+    resolve_hosts,
+)
 
 BUNDLED = Path(__file__).resolve().parent.parent / "config.json"
 
@@ -320,3 +328,26 @@ def test_any_damage_is_a_config_or_one_config_error(raw: dict[str, Any]) -> None
         message = str(exc)
         assert message.startswith("config.json: ")
         assert "\n" not in message
+
+
+def test_base_is_not_a_key() -> None:
+    # Config.base is where the file was read from; the file cannot set it.
+    assert error({**good(), "base": "/etc"}) == "config.json: unknown key 'base'"
+
+
+def test_resolved_hosts_must_still_be_distinct() -> None:
+    raw = good()
+    raw["peers"]["A"]["host"] = "localhost"
+    raw["peers"]["B"] = {"host": "127.0.0.1", "port": 9101}
+    config = parse_config(json.dumps(raw))  # different names: the file itself is fine
+    with pytest.raises(ConfigError) as info:
+        resolve_hosts(config, "c.json")
+    assert str(info.value) == "c.json: peers.B: same address as peer A (127.0.0.1:9101)"
+
+
+def test_resolving_names_the_file_and_the_host() -> None:
+    raw = good()
+    raw["peers"]["B"]["host"] = "no-such-host.invalid"
+    with pytest.raises(ConfigError) as info:
+        resolve_hosts(parse_config(json.dumps(raw)), "c.json")
+    assert str(info.value).startswith("c.json: peers.B.host: cannot resolve 'no-such-host.invalid'")

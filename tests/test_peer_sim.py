@@ -21,11 +21,12 @@ import trio.testing
 from sim import GENERATION, Folder, Sim, files_of, open_sim
 
 from trio_gossip import Entry, Intervals, Line, Peer, format_info
-from trio_gossip.peer import WINDOW
+from trio_gossip.peer import INFO_RATE, WINDOW
 from trio_gossip.state import FileMeta
 from trio_gossip.transfer import prepare
 from trio_gossip.transport import Address
 from trio_gossip.wire import (
+    MAX_COUNTER,
     MAX_DATAGRAM,
     BadDatagram,
     Digest,
@@ -779,3 +780,31 @@ async def test_snapshot_has_what_info_documents(autojump_clock: trio.testing.Moc
         text = format_info(snapshot)
         for needle in ("peer A", "sub/b.bin", "B:", "C:", "reaped: D"):
             assert needle in text
+
+
+async def test_a_line_nothing_can_outdo_is_rejected_not_obeyed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A forged line about A at the largest generation: refuting it would need a
+    # generation the wire cannot carry, and A would fall silent for everyone.
+    async with open_sim("ABC", seed=93) as sim:
+        await sim.wait_until(sim.converged, within=30)
+        a = sim.peers["A"]
+        before = a.view()["A"]
+        forged = Digest("B", False, (Line("A", MAX_COUNTER, 1, 1),))
+        assert a.handle_untrusted(encode(forged), sim.address("B"), trio.current_time()) == []
+        assert a.view()["A"] == before
+        assert a.statistics().rejected == {"unrefutable": 1}
+
+
+async def test_info_answers_are_rate_limited(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_sim("AB", seed=94) as sim:
+        a = sim.peers["A"]
+        now = float(math.floor(trio.current_time())) + 0.5
+        sent = 0
+        for nonce in range(INFO_RATE + 5):
+            sent += len(a.handle_untrusted(encode(InfoRequest(nonce, ())), NOWHERE, now))
+        assert sent == INFO_RATE  # one part each: the snapshot of two empty folders is small
+        assert a.statistics().rejected == {"info rate": 5}
+        # The next second has a budget of its own.
+        assert len(a.handle_untrusted(encode(InfoRequest(0, ())), NOWHERE, now + 1)) == 1

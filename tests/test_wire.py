@@ -44,7 +44,7 @@ from trio_gossip.wire import (
 MAX_COUNTER = 2**63 - 1
 MIN_MTIME = -(2**63)
 MAX_NAME = 64
-MAX_PATH = 4096
+MAX_PATH = 716  # bytes of a file name as it travels: a JSON string, quotes included
 MAX_PARTS = 2**20
 MAX_WANT_PARTS = 64
 MAX_DATAGRAM = 65_507
@@ -175,8 +175,8 @@ def test_round_trip(kind: type[Message], data: st.DataObject) -> None:
 
 def test_round_trip_at_the_bounds() -> None:
     longest = "n" * MAX_NAME
-    deepest = "/".join(["d" * 254] * 16)[:MAX_PATH].rstrip("/")
-    assert len(deepest.encode()) <= MAX_PATH
+    deepest = "/".join(["d" * 254] * 16)[: MAX_PATH - 2].rstrip("/")
+    assert name_size(deepest) <= MAX_PATH
     samples: list[Message] = [
         Digest(longest, True, (Line(longest, MAX_COUNTER, 0, MAX_COUNTER, True),)),
         Want("A", "B", 0, 0, -1, -1, -1, tuple(range(MAX_WANT_PARTS))),
@@ -192,7 +192,7 @@ def test_round_trip_at_the_bounds() -> None:
             MAX_PARTS,
             2,
             (
-                FileMeta("x" * MAX_PATH, MAX_COUNTER, MIN_MTIME, MAX_COUNTER, True),
+                FileMeta("x" * (MAX_PATH - 2), MAX_COUNTER, MIN_MTIME, MAX_COUNTER, True),
                 FileMeta(deepest, 0, -1, 0),
             ),
         ),
@@ -451,8 +451,9 @@ def test_oversized_datagram() -> None:
         "a/../b",
         "../up",
         "nul\x00byte",
-        "x" * (MAX_PATH + 1),
-        "é" * (MAX_PATH // 2 + 1),  # under the limit in characters, over it in bytes
+        "x" * (MAX_PATH - 1),
+        "é" * ((MAX_PATH - 2) // 2 + 1),  # under the limit in characters, over it in bytes
+        '"' * ((MAX_PATH - 2) // 2 + 1),  # under the limit in characters, over it escaped
     ],
 )
 def test_bad_file_names(name: str) -> None:
@@ -461,7 +462,7 @@ def test_bad_file_names(name: str) -> None:
     assert reason_of(body) == "out of bounds"
 
 
-@pytest.mark.parametrize("name", ["a", "...", ".hidden", "a/b.c/d", "x" * MAX_PATH, "é/ü\\b"])
+@pytest.mark.parametrize("name", ["a", "...", ".hidden", "a/b.c/d", "x" * (MAX_PATH - 2), "é/ü\\b"])
 def test_good_file_names(name: str) -> None:
     message = attrs.evolve(PART, files=(FileMeta(name, 0, 0, 1),))
     assert decode_untrusted(encode(message)) == message
@@ -643,7 +644,8 @@ def test_assemblies_refuse_parts_that_miscount_their_records() -> None:
     assemblies = Assemblies()
     half = Part("C", "B", 1, 1, 0, 0, -1, 0, 2, 3, files)  # says 3 records in 2 parts
     assert assemblies.add(half, 0.0)[0] is None
-    assert assemblies.add(attrs.evolve(half, index=1, files=()), 0.0)[0] is None
+    with pytest.raises(ValueError, match="2 records, the parts said 3"):
+        assemblies.add(attrs.evolve(half, index=1, files=()), 0.0)
     assert len(assemblies) == 0
     whole = attrs.evolve(half, count=1, total=2)
     assert assemblies.add(whole, 0.0)[0] == Entry(1, 1, 0, 0, files)

@@ -12,16 +12,14 @@ import json
 import logging
 import secrets
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import attrs
 import trio
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, resolve_hosts
 from .info import NoAnswer, format_info, query
 from .peer import Peer, StartupError
 from .transport import UdpNetwork
@@ -68,18 +66,6 @@ def _parser() -> argparse.ArgumentParser:
         help="default: INFO",
     )
     return parser
-
-
-def _resolve(config: Config) -> Config:
-    """Host names become addresses, so datagrams can be matched to peers."""
-    peers = {}
-    for name, peer in config.peers.items():
-        try:
-            info = socket.getaddrinfo(peer.host, peer.port, type=socket.SOCK_DGRAM)
-        except OSError as exc:
-            raise ConfigError(f"peers.{name}.host: cannot resolve {peer.host!r}: {exc}") from None
-        peers[name] = attrs.evolve(peer, host=str(info[0][4][0]))
-    return attrs.evolve(config, peers=peers)
 
 
 def _folder(config: Config, name: str) -> Path:
@@ -129,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.name is not None and args.name not in config.peers:
             known = ", ".join(config.peers)
             raise ConfigError(f"{args.config}: no peer named {args.name!r} (peers: {known})")
-        config = _resolve(config)
+        config = resolve_hosts(config, str(args.config))
     except ConfigError as exc:
         print(f"trio_gossip: {exc}", file=sys.stderr)
         return 2

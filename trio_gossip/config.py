@@ -11,21 +11,30 @@ import ipaddress
 import json
 import math
 import re
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
-from .wire import MAX_DATAGRAM, MAX_NAME
+from .wire import MAX_DATAGRAM, MAX_NAME, MIN_DATAGRAM
 
-__all__ = ["Config", "ConfigError", "Intervals", "PeerConfig", "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Intervals",
+    "PeerConfig",
+    "load_config",
+    "parse_config",
+    "resolve_hosts",
+]
 
 DEFAULT_MAX_DATAGRAM: Final = 8_192
-MIN_MAX_DATAGRAM: Final = 1_200
+MIN_MAX_DATAGRAM: Final = MIN_DATAGRAM
 _NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_NAME}}}")
 
 
@@ -101,7 +110,9 @@ _converter = make_converter(forbid_extra_keys=True)
 
 def _object_first(cls: type) -> Any:
     """attrs classes: say "expected an object" before cattrs looks for keys."""
-    inner: Any = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True)
+    # ``Config.base`` is where the file was, never a key in it.
+    omit: dict[str, Any] = {"base": override(omit=True)} if cls is Config else {}
+    inner: Any = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True, **omit)
 
     def hook(value: Any, _: Any) -> Any:
         if type(value) is not dict:
@@ -173,7 +184,6 @@ def parse_config(text: str, where: str = "config.json", base: Path = Path(".")) 
 def _validate(config: Config, fail: Any) -> None:
     if len(config.peers) < 2:
         raise fail("peers", "at least two peers are needed to gossip")
-    seen: dict[tuple[str, int], str] = {}
     for name, peer in config.peers.items():
         if not _NAME.fullmatch(name):
             raise fail(
@@ -184,17 +194,41 @@ def _validate(config: Config, fail: Any) -> None:
             raise fail(f"peers.{name}.port", f"expected a port from 1 to 65535, got {peer.port}")
         if not peer.host:
             raise fail(f"peers.{name}.host", 'expected a host name or address, got ""')
-        address = (_normal_host(peer.host), peer.port)
-        if address in seen:
-            raise fail(
-                f"peers.{name}", f"same address as peer {seen[address]} ({peer.host}:{peer.port})"
-            )
-        seen[address] = name
+    _distinct(config, _normal_host, fail)
     if not MIN_MAX_DATAGRAM <= config.max_datagram <= MAX_DATAGRAM:
         raise fail(
             "max_datagram",
             f"expected {MIN_MAX_DATAGRAM} to {MAX_DATAGRAM} bytes, got {config.max_datagram}",
         )
+
+
+def _distinct(config: Config, normal: Callable[[str], str], fail: Any) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for name, peer in config.peers.items():
+        address = (normal(peer.host), peer.port)
+        if address in seen:
+            where = f"{peer.host}:{peer.port}"
+            raise fail(f"peers.{name}", f"same address as peer {seen[address]} ({where})")
+        seen[address] = name
+
+
+def resolve_hosts(config: Config, where: str = "config.json") -> Config:
+    """The config with every host name resolved to an address, so that a
+    datagram's source can be matched to its peer. Blocking (DNS)."""
+
+    def fail(path: str, message: str) -> ConfigError:
+        return ConfigError(f"{where}: {path}: {message}")
+
+    peers = {}
+    for name, peer in config.peers.items():
+        try:
+            info = socket.getaddrinfo(peer.host, peer.port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise fail(f"peers.{name}.host", f"cannot resolve {peer.host!r}: {exc}") from None
+        peers[name] = attrs.evolve(peer, host=str(info[0][4][0]))
+    resolved = attrs.evolve(config, peers=peers)
+    _distinct(resolved, str, fail)  # "localhost" and "127.0.0.1" are one address
+    return resolved
 
 
 def _normal_host(host: str) -> str:

@@ -52,7 +52,9 @@ async def query(address: Address, *, first_answer: float = FIRST_ANSWER) -> dict
             await ask()
             with trio.move_on_after(RETRY):
                 while count is None or len(parts) < count:
-                    data, _ = await _receive(sock)
+                    data, source = await _receive(sock)
+                    if (source[0], source[1]) != address:
+                        continue  # only the peer asked answers
                     try:
                         message = decode_untrusted(data)
                     except BadDatagram:
@@ -71,7 +73,10 @@ async def query(address: Address, *, first_answer: float = FIRST_ANSWER) -> dict
                     f"nothing came from {address[0]}:{address[1]} for {first_answer:g} s"
                 )
     text = "".join(parts[i] for i in range(count))
-    snapshot: dict[str, Any] = json.loads(text)
+    try:
+        snapshot: dict[str, Any] = json.loads(text)
+    except ValueError:
+        raise NoAnswer(f"the answer from {address[0]}:{address[1]} is not JSON") from None
     return snapshot
 
 

@@ -30,7 +30,6 @@ from .config import Config
 from .scanner import Scan, ScanError, scan_folder
 from .state import (
     Entry,
-    FileMeta,
     Line,
     beat,
     first_entry,
@@ -43,9 +42,10 @@ from .state import (
     rescan,
     tombstone,
 )
-from .transfer import Assemblies, Transfer, finish, prepare, record_size
+from .transfer import Assemblies, Transfer, finish, prepare
 from .transport import Address, Network, Transport
 from .wire import (
+    MAX_COUNTER,
     BadDatagram,
     Digest,
     Info,
@@ -67,6 +67,9 @@ WINDOW = 16
 REJECT_LOG_EVERY = 10.0
 #: Seconds a --info snapshot is kept for the parts still to be asked for.
 SNAPSHOT_TTL = 30.0
+#: Info parts a peer sends per second at most: anyone may ask, so a flood of
+#: small forged requests cannot turn a peer into a large stream of answers.
+INFO_RATE = 256
 _ENVELOPE = 256  # an upper bound on a digest's or info part's bytes besides its payload
 
 
@@ -156,6 +159,7 @@ class Peer:
         self._assemblies = Assemblies(WINDOW)
         self._transfers: dict[tuple[str, int, int, int], Transfer] = {}
         self._snapshots: dict[int, tuple[float, list[str]]] = {}
+        self._info_sent = (0, 0)  # (second, info parts sent in it)
         self._counts: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._reject_logged: dict[str, tuple[float, int]] = {}
@@ -355,15 +359,7 @@ class Peer:
             await trio.lowlevel.checkpoint()
             scan = self._scanner(self.folder)
         self._counts["scans"] += 1
-        budget = self.config.max_datagram - _ENVELOPE * 2
-        too_long = [
-            n
-            for n in scan.files
-            if len(n) * 6 > budget and record_size(FileMeta(n, 0, 0, 0)) + 64 > budget
-        ]
-        for name in too_long:
-            del scan.files[name]
-        skipped = (*scan.skipped, *too_long)
+        skipped = scan.skipped
         if skipped and skipped != self._skipped:
             log.warning(
                 "%s: %d file names cannot travel (not UTF-8 or too long), e.g. %r",
@@ -382,8 +378,13 @@ class Peer:
     async def _send(self, message: Message, address: Address) -> None:
         assert self._transport is not None
         data = encode(message)
-        if len(data) > self.config.max_datagram:  # a bug, never the network's doing
-            raise AssertionError(f"{type(message).__name__} of {len(data)} bytes")
+        if len(data) > self.config.max_datagram:
+            # Every valid record fits the smallest max_datagram, so this is a bug;
+            # still, a peer drops one datagram rather than stop.
+            log.error(
+                "%s: not sending a %s of %d bytes", self.name, type(message).__name__, len(data)
+            )
+            return
         if await self._transport.send(data, address):
             self._counts["datagrams_out"] += 1
             self._counts["bytes_out"] += len(data)
@@ -439,7 +440,10 @@ class Peer:
     def _refute_if_outdone(self, key: tuple[int, int, int, bool], now: float) -> None:
         """Someone holds a key about us above ours: take a new generation."""
         own = self._own
-        if key > own.key:
+        if key > own.key and key[0] >= MAX_COUNTER:
+            # Nothing outdoes it: a forged or broken line, not our history.
+            self._rejected["unrefutable"] += 1
+        elif key > own.key:
             self._counts["refuted"] += 1
             self._view[self.name] = refute(own, key)
             self._changed[self.name] = now
@@ -489,20 +493,6 @@ class Peer:
             if line.origin == self.name:
                 self._refute_if_outdone(line.key, now)
         self._accept(proven(self._view, others), now, digest.sender)
-        # A newer version of the same generation proves its origin alive as well:
-        # carry its heartbeat on the version held, or while a large version is
-        # still on its way the origin's heartbeats stop spreading and it is reaped.
-        beats = {
-            line.origin: attrs.evolve(held, heartbeat=line.heartbeat)
-            for line in others
-            if (held := self._view.get(line.origin)) is not None
-            and not held.reaped
-            and not line.reaped
-            and line.generation == held.generation
-            and line.version > held.version
-            and line.heartbeat > held.heartbeat
-        }
-        self._accept(beats, now, digest.sender)
         out: list[Message] = []
         for line in others:
             held = self._view.get(line.origin)
@@ -552,7 +542,7 @@ class Peer:
         count = len(transfer.parts)
         return [transfer.part(self.name, held.heartbeat, i) for i in indexes if i < count]
 
-    def _on_part(self, part: Part, now: float) -> list[Message]:
+    def _on_part(self, part: Part, now: float) -> list[Message]:  # noqa: PLR0911 -- one per check
         if part.origin == self.name:
             self._refute_if_outdone((part.generation, part.version, part.heartbeat, False), now)
             return []
@@ -562,16 +552,20 @@ class Peer:
             key <= held.key or (not held.reaped and (part.generation, part.version) <= held.content)
         ):
             return []  # we hold this version or a newer one
-        received, nxt = self._assemblies.add(part, now)
+        if part.base >= 0 and (
+            held is None or held.reaped or held.content != (part.generation, part.base)
+        ):
+            return []  # a delta from a version we no longer (or never) held: no use to us
+        source = self.config.address(part.sender)
+        what = f"{part.origin} version {part.version}"
+        try:
+            received, nxt = self._assemblies.add(part, now)
+        except ValueError as exc:
+            return self._reject("inconsistent transfer", source, f"{what}: {exc}", now)
         if received is not None:
             entry = finish(received, part.base, held)
             if entry is None:
-                return self._reject(
-                    "inconsistent transfer",
-                    self.config.address(part.sender),
-                    f"{part.origin} version {part.version}",
-                    now,
-                )
+                return self._reject("inconsistent transfer", source, what, now)
             self._accept({part.origin: entry}, now, part.sender)
             return []
         if not nxt:
@@ -584,6 +578,12 @@ class Peer:
         ]
 
     def _on_info_request(self, request: InfoRequest, now: float) -> list[Message]:
+        second = math.floor(now)
+        if self._info_sent[0] != second:
+            self._info_sent = (second, 0)
+        if self._info_sent[1] >= INFO_RATE:
+            self._rejected["info rate"] += 1
+            return []
         for nonce in [n for n, (t, _) in self._snapshots.items() if now - t > SNAPSHOT_TTL]:
             del self._snapshots[nonce]
         cached = self._snapshots.get(request.nonce)
@@ -597,6 +597,7 @@ class Peer:
             cached = self._snapshots[request.nonce] = (now, chunks)
         chunks = cached[1]
         indexes = request.parts or range(min(WINDOW, len(chunks)))
+        self._info_sent = (second, self._info_sent[1] + len(indexes))
         return [
             Info(self.name, request.nonce, i, len(chunks), chunks[i])
             for i in indexes

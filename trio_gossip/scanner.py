@@ -13,15 +13,14 @@ from typing import Final
 
 import attrs
 
-from .config import MIN_MAX_DATAGRAM
-from .transfer import max_name_size, name_size
+from .wire import MAX_PATH, name_size
 
 __all__ = ["Scan", "ScanError", "scan_folder"]
 
 
 #: The longest name (in bytes as it travels, see :func:`.transfer.name_size`)
 #: whose record fits one datagram at the smallest ``max_datagram`` a config allows.
-MAX_NAME_SIZE: Final = max_name_size(MIN_MAX_DATAGRAM)
+MAX_NAME_SIZE: Final = MAX_PATH
 
 
 class ScanError(Exception):

@@ -150,17 +150,26 @@ def tombstone(entry: Entry) -> Entry:
 def proven(view: View, lines: Iterable[Line]) -> dict[str, Entry]:
     """The entries a digest's lines prove without any files, to merge into ``view``.
 
-    A line with the content we hold but a greater heartbeat proves the origin
-    is alive: take the heartbeat. A tombstone line at a key at least ours
-    proves the origin was reaped at that point: take the tombstone. A line
-    with newer content changes nothing here (its files must be fetched).
+    A line of the generation we hold, at our version or a newer one, with a
+    greater heartbeat proves the origin alive: take the heartbeat onto the
+    version we hold (content is decided by generation and version alone, so
+    this key's content is still ours). Without that, while a large new version
+    is on its way, the origin's heartbeats would stop spreading and it would be
+    reaped alive. A tombstone line at a key at least ours proves the origin was
+    reaped at that point: take the tombstone. New files are never proven by a
+    line: they must be fetched.
     """
     derived: dict[str, Entry] = {}
     for line in lines:
         held = view.get(line.origin)
         if line.reaped:
             candidate = Entry(line.generation, line.version, line.heartbeat, reaped=True)
-        elif held is not None and not held.reaped and held.content == line.content:
+        elif (
+            held is not None
+            and not held.reaped
+            and held.generation == line.generation
+            and held.version <= line.version
+        ):
             candidate = attrs.evolve(held, heartbeat=line.heartbeat)
         else:
             continue

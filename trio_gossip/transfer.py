@@ -10,12 +10,11 @@ so a half-received version is never shown. Pure: no I/O, time is passed in.
 from __future__ import annotations
 
 import itertools
-import json
 
 import attrs
 
 from .state import Entry, FileMeta, apply_delta, delta_records
-from .wire import MAX_COUNTER, MIN_MTIME, Part, overhead
+from .wire import Part, max_name_size, name_size, overhead, record_size
 
 __all__ = [
     "Assemblies",
@@ -27,30 +26,7 @@ __all__ = [
     "record_size",
 ]
 
-BUDGET_SLACK = 0
-
 _OVERHEAD = overhead()
-
-
-def name_size(name: str) -> int:
-    """Bytes of a file name as a record carries it: UTF-8, JSON escapes and quotes."""
-    return len(json.dumps(name, ensure_ascii=False).encode())
-
-
-def record_size(f: FileMeta) -> int:
-    """Encoded size of one record as ``encode`` writes it, with its comma."""
-    name = name_size(f.name)
-    numbers = len(str(f.size)) + len(str(f.mtime_ns)) + len(str(f.seq))
-    # [name,size,mtime_ns,seq,deleted] : brackets, four commas, the boolean, a comma
-    return name + numbers + 6 + (4 if f.deleted else 5) + 1
-
-
-def max_name_size(max_datagram: int) -> int:
-    """The largest :func:`name_size` whose record, whatever its numbers, fits a
-    part of ``max_datagram`` bytes. A record is never split: a longer name
-    would make a part larger than ``max_datagram``."""
-    widest = record_size(FileMeta("", MAX_COUNTER, MIN_MTIME, MAX_COUNTER))
-    return max_datagram - _OVERHEAD - widest + name_size("")
 
 
 @attrs.frozen
@@ -129,8 +105,10 @@ class Assemblies:
 
     def add(self, part: Part, now: float) -> tuple[Entry | None, list[int]]:
         """Keep ``part``. Returns the finished transfer's records as an entry
-        to merge (for a delta, still to be applied: see :meth:`finish`), and
-        the parts to ask for next (empty while requested ones are outstanding)."""
+        to merge (for a delta, still to be applied: see :func:`finish`), and
+        the parts to ask for next (empty while requested ones are outstanding).
+        ``ValueError`` if the finished parts hold another number of records
+        than they said."""
         key = (part.generation, part.version, part.base, part.floor, part.count, part.total)
         current = self._by_origin.get(part.origin)
         if current is None or current.key != key:
@@ -148,7 +126,7 @@ class Assemblies:
             del self._by_origin[part.origin]
             records = tuple(r for i in range(part.count) for r in current.parts[i])
             if len(records) != part.total:
-                return None, []
+                raise ValueError(f"{len(records)} records, the parts said {part.total}")
             return Entry(part.generation, part.version, current.heartbeat, part.floor, records), []
         if current.requested:
             return None, []

@@ -39,11 +39,10 @@ __all__ = [
 PROTOCOL: Final = 1
 #: The largest UDP payload IPv4 can carry; nothing larger is ever sent.
 MAX_DATAGRAM: Final = 65_507
-#: The smallest ``max_datagram`` a config may choose: one largest file record fits.
-MIN_DATAGRAM: Final = 16_384
+#: The smallest ``max_datagram`` a config may choose: a part with one largest record fits.
+MIN_DATAGRAM: Final = 1_200
 
 MAX_NAME: Final = 64  # a peer's name, in characters
-MAX_PATH: Final = 4_096  # a file's relative path, in UTF-8 bytes
 MAX_LINES: Final = 4_096  # lines in one digest datagram
 MAX_WANT_PARTS: Final = 64  # part indexes one want may ask for
 MAX_PARTS: Final = 1 << 20  # parts of one transfer
@@ -236,19 +235,58 @@ def decode_untrusted(data: bytes) -> Message:
     return message
 
 
+def name_size(name: str) -> int:
+    """Bytes of a file name as a record carries it: UTF-8, JSON escapes and quotes."""
+    return len(json.dumps(name, ensure_ascii=False).encode())
+
+
+def record_size(f: FileMeta) -> int:
+    """Encoded size of one record as :func:`encode` writes it, with its comma."""
+    numbers = len(str(f.size)) + len(str(f.mtime_ns)) + len(str(f.seq))
+    # [name,size,mtime_ns,seq,deleted] : brackets, four commas, the boolean, a comma
+    return name_size(f.name) + numbers + 6 + (4 if f.deleted else 5) + 1
+
+
+def overhead() -> int:
+    """An upper bound on a part's size without its records."""
+    big, name = MAX_COUNTER, "x" * MAX_NAME
+    empty = Part(name, name, big, big, big, big, big, MAX_PARTS, MAX_PARTS, big, ())
+    return len(encode(empty)) + 16
+
+
+def max_name_size(max_datagram: int) -> int:
+    """The largest :func:`name_size` whose record, whatever its numbers, fits a
+    part of ``max_datagram`` bytes. A record is never split: a longer name
+    would make a part larger than ``max_datagram``."""
+    widest = record_size(FileMeta("", MAX_COUNTER, MIN_MTIME, MAX_COUNTER))
+    return max_datagram - overhead() - widest + name_size("")
+
+
+#: The longest file name, in bytes as it travels (:func:`name_size`): its record
+#: fits a part at the smallest ``max_datagram``, so every peer can pass it on.
+MAX_PATH: Final = max_name_size(MIN_DATAGRAM)
+
+
 def _bad_counter(value: int, low: int = 0) -> bool:
     return not low <= value <= MAX_COUNTER
 
 
+def _bad_text(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+        return True
+    return False
+
+
 def _bad_peer(name: str) -> bool:
-    return not 0 < len(name) <= MAX_NAME
+    return not 0 < len(name) <= MAX_NAME or _bad_text(name)
 
 
 def _bad_path(name: str) -> bool:
-    try:
-        size = len(name.encode())
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+    if _bad_text(name):
         return True
+    size = name_size(name)
     parts = name.split("/")
     return not 0 < size <= MAX_PATH or "\x00" in name or any(p in ("", ".", "..") for p in parts)
 
@@ -312,11 +350,6 @@ def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per ru
         case Info(sender, nonce, index, count, _):
             if _bad_peer(sender) or _bad_counter(nonce) or not 0 <= index < count <= MAX_PARTS:
                 return "info"
+            if _bad_text(message.data):
+                return "info"
     return ""
-
-
-def overhead() -> int:
-    """An upper bound on a part's size without its records."""
-    big, name = MAX_COUNTER, "x" * MAX_NAME
-    empty = Part(name, name, big, big, big, big, big, MAX_PARTS, MAX_PARTS, big, ())
-    return len(encode(empty)) + 16
