@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import secrets
 import signal
 import sys
@@ -83,8 +84,19 @@ def _folder(config: Config, name: str) -> Path:
     return folder
 
 
+def _allow_sockets(count: int) -> None:
+    """Raise the open-file limit towards the hard limit for ``count`` sockets
+    (``--all`` with a large config needs one per peer)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 64
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
 async def serve(config: Config, names: Sequence[str]) -> None:
     """Run the peers ``names`` until SIGINT or SIGTERM."""
+    _allow_sockets(len(names))
     network = UdpNetwork()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
