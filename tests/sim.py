@@ -26,6 +26,7 @@ import trio._core._run as _trio_run  # the scheduler's generator: no public way 
 
 from trio_gossip import Config, Entry, Intervals, MemoryNetwork, Peer, PeerConfig, Scan
 from trio_gossip.config import DEFAULT_MAX_DATAGRAM
+from trio_gossip.keyring import Keyring
 from trio_gossip.state import live_files
 from trio_gossip.transport import Address
 
@@ -39,16 +40,18 @@ GENERATION = 1_700_000_000_000_000_000
 
 #: Rounds of a second, a scan every five, a silent peer reaped after thirty.
 INTERVALS = Intervals(scan=5.0, push=1.0, relay=1.0, reap=30.0)
+NO_KEY = Keyring()
 
 
 def make_config(
     names: Iterable[str],
     intervals: Intervals = INTERVALS,
     max_datagram: int = DEFAULT_MAX_DATAGRAM,
+    keyring: Keyring = NO_KEY,
 ) -> Config:
     """A cluster of ``names``, each at its own made-up address."""
     peers = {name: PeerConfig(f"10.0.0.{i + 1}", 7000) for i, name in enumerate(names)}
-    return Config(peers=peers, intervals=intervals, max_datagram=max_datagram)
+    return Config(peers=peers, intervals=intervals, max_datagram=max_datagram, keyring=keyring)
 
 
 def files_of(entry: Entry) -> Folder:
@@ -192,6 +195,8 @@ async def open_sim(
     max_datagram: int = DEFAULT_MAX_DATAGRAM,
     folders: Mapping[str, Folder] | None = None,
     real_timeout: float = 60.0,
+    keyring: Keyring = NO_KEY,
+    network_type: type[MemoryNetwork] = MemoryNetwork,
 ) -> AsyncIterator[Sim]:
     """Start peers ``names`` (one file each unless ``folders`` says) and yield the :class:`Sim`.
 
@@ -200,7 +205,7 @@ async def open_sim(
     """
     names = list(names)
     _trio_run._r.seed(seed)
-    network = MemoryNetwork(seed=seed, loss=loss, duplicate=duplicate, delay=delay)
+    network = network_type(seed=seed, loss=loss, duplicate=duplicate, delay=delay)
     if folders is None:
         folders = {n: {f"{n}.txt": (len(n), 1_000 + i)} for i, n in enumerate(names)}
     token = trio.lowlevel.current_trio_token()
@@ -222,7 +227,7 @@ async def open_sim(
         timer.start()
         try:
             await nursery.start(network.run)
-            config = make_config(names, intervals, max_datagram)
+            config = make_config(names, intervals, max_datagram, keyring)
             sim = Sim(config, network, nursery, {n: dict(f) for n, f in folders.items()}, seed)
             for name in names:
                 await sim.start(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from trio_gossip.config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +129,48 @@ def test_info_of_a_peer_that_is_not_running(tmp_path: Path) -> None:
     write_config(tmp_path / "config.json")
     line = assert_one_line_error(run("C", "--info", cwd=tmp_path), 1)
     assert "not answering" in line
+
+
+def test_a_bad_key_is_one_line_without_the_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.json")
+    short = base64.b64encode(b"0123456789").decode()
+    config["keys"] = [base64.b64encode(bytes(32)).decode(), short]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    line = assert_one_line_error(run("A", cwd=tmp_path), 2)
+    assert line == (
+        "trio_gossip: config.json: keys[1]: expected a key of 16, 24 or 32 bytes, got 10"
+    )
+    assert short not in line
+
+
+# -- --keygen ----------------------------------------------------------------------
+
+
+def test_keygen_prints_a_new_key(tmp_path: Path) -> None:
+    # No config.json here: a key is made before there is a config to put it in.
+    first, second = run("--keygen", cwd=tmp_path), run("--keygen", cwd=tmp_path)
+    for result in (first, second):
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        assert result.stdout.endswith("\n")
+        assert result.stdout.count("\n") == 1
+        assert len(base64.b64decode(result.stdout.strip(), validate=True)) == 32
+    assert first.stdout != second.stdout
+    assert not list(tmp_path.iterdir())
+    # What it prints is what keys and key_file take.
+    (tmp_path / "cluster.keys").write_text(first.stdout)
+    config = write_config(tmp_path / "config.json")
+    config["key_file"] = "cluster.keys"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    keyring = load_config(tmp_path / "config.json").keyring
+    assert keyring.keys == (base64.b64decode(first.stdout),)
+
+
+@pytest.mark.parametrize("other", [("A",), ("--all",), ("A", "--info")])
+def test_keygen_goes_alone(tmp_path: Path, other: tuple[str, ...]) -> None:
+    write_config(tmp_path / "config.json")
+    line = assert_one_line_error(run("--keygen", *other, cwd=tmp_path), 2)
+    assert line == "trio_gossip: --keygen goes alone (see --help)"
 
 
 # -- running peers -----------------------------------------------------------------

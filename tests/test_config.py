@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from trio_gossip.config import (
     parse_config,
     resolve_hosts,
 )
+from trio_gossip.keyring import Keyring
+from trio_gossip.wire import BadDatagram
 
 BUNDLED = Path(__file__).resolve().parent.parent / "config.json"
 
@@ -351,3 +354,168 @@ def test_resolving_names_the_file_and_the_host() -> None:
     with pytest.raises(ConfigError) as info:
         resolve_hosts(parse_config(json.dumps(raw)), "c.json")
     assert str(info.value).startswith("c.json: peers.B.host: cannot resolve 'no-such-host.invalid'")
+
+
+# -- the cluster key: keys and key_file -----------------------------------------------
+
+KEY_A = base64.b64encode(bytes(range(32))).decode()
+KEY_B = base64.b64encode(bytes(range(16))).decode()
+KEY_C = base64.b64encode(bytes(range(24))).decode()
+SIZE = "expected a key of 16, 24 or 32 bytes, got"
+
+
+def zeros(size: int) -> str:
+    """A key of ``size`` zero bytes, as base64."""
+    return base64.b64encode(bytes(size)).decode()
+
+
+def test_no_key_means_an_empty_keyring() -> None:
+    config = parse_config(json.dumps(good()))
+    assert config.keyring == Keyring()
+    assert config.keyring.overhead == 0
+
+
+def test_keys() -> None:
+    config = parse_config(json.dumps({**good(), "keys": [KEY_A, KEY_B, KEY_C]}))
+    assert config.keyring.keys == (bytes(range(32)), bytes(range(16)), bytes(range(24)))
+    # The first key seals: the other keys cannot open it, the first alone can.
+    sealed = config.keyring.seal(b"hello")
+    assert Keyring((bytes(range(32)),)).open_untrusted(sealed) == b"hello"
+    with pytest.raises(BadDatagram):
+        Keyring((bytes(range(16)),)).open_untrusted(sealed)
+
+
+def test_key_file_resolves_against_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "etc" / "secret").mkdir(parents=True)
+    (tmp_path / "etc" / "secret" / "cluster.keys").write_text(f"{KEY_B}\n{KEY_A}\n")
+    path = tmp_path / "etc" / "config.json"
+    path.write_text(json.dumps({**good(), "key_file": "secret/cluster.keys"}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_config(path).keyring.keys == (bytes(range(16)), bytes(range(32)))
+    # Relative to the config file also when the config file is given relatively.
+    monkeypatch.chdir(tmp_path)
+    assert load_config(Path("etc/config.json")).keyring.keys[0] == bytes(range(16))
+    # An absolute key_file is used as it is.
+    absolute = {**good(), "key_file": str(tmp_path / "etc" / "secret" / "cluster.keys")}
+    assert parse_config(json.dumps(absolute)).keyring.keys[1] == bytes(range(32))
+
+
+def test_key_file_comments_blank_lines_and_spaces(tmp_path: Path) -> None:
+    (tmp_path / "keys").write_text(
+        f"# the cluster key: first one sends\r\n\n   \n  {KEY_C}  \r\n# old, going away\n{KEY_A}"
+    )
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**good(), "key_file": "keys"}))
+    assert load_config(path).keyring.keys == (bytes(range(24)), bytes(range(32)))
+
+
+def key_error(tmp_path: Path, **keys: Any) -> str:
+    """The one-line error of a config with ``keys``, read from a file in ``tmp_path``."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**good(), **keys}))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message[len(f"{path}: ") :]
+
+
+def test_keys_and_key_file_together(tmp_path: Path) -> None:
+    (tmp_path / "keys").write_text(KEY_A)
+    assert key_error(tmp_path, keys=[KEY_A], key_file="keys") == "give keys or key_file, not both"
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ([KEY_A, zeros(10)], f"keys[1]: {SIZE} 10"),
+        ([zeros(33)], f"keys[0]: {SIZE} 33"),
+        ([KEY_A, "not base64!"], "keys[1]: expected a base64-encoded key"),
+        ([KEY_A[:-1]], "keys[0]: expected a base64-encoded key"),  # padding lost in a copy
+        ([KEY_A, KEY_B, ""], f"keys[2]: {SIZE} 0"),
+        ([3], "keys[0]: expected a string, got a number"),
+        ([[KEY_A]], "keys[0]: expected a string, got a list"),
+        ([None], "keys[0]: expected a string, got null"),
+        ([], "keys: expected at least one key"),
+        (KEY_A, "keys: expected a list of base64 keys, got a string"),  # brackets forgotten
+        ({"k": KEY_A}, "keys: expected a list of base64 keys, got an object"),
+        (True, "keys: expected a list of base64 keys, got true"),
+    ],
+)
+def test_bad_keys(tmp_path: Path, keys: Any, expected: str) -> None:
+    message = key_error(tmp_path, keys=keys)
+    assert message == expected
+    assert KEY_A[:12] not in message  # never the key itself
+
+
+def test_a_missing_key_file(tmp_path: Path) -> None:
+    message = key_error(tmp_path, key_file="nope.keys")
+    assert message == f"key_file: {tmp_path / 'nope.keys'}: no such file"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"# cluster key\n\n{KEY_A}\nnot-base64\n", "line 4: expected a base64-encoded key"),
+        (f"{zeros(20)}\n", f"line 1: {SIZE} 20"),
+        (f"{KEY_A} {KEY_B}\n", "line 1: expected a base64-encoded key"),  # one key a line
+        ("", "no keys in it"),
+        ("# only a comment\n\n", "no keys in it"),
+    ],
+)
+def test_bad_key_files(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "keys").write_text(text)
+    message = key_error(tmp_path, key_file="keys")
+    assert message == f"key_file: {tmp_path / 'keys'}: {expected}"
+    assert KEY_A[:12] not in message
+
+
+def test_unreadable_key_files(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    assert key_error(tmp_path, key_file="dir") == (
+        f"key_file: {tmp_path / 'dir'}: cannot read: Is a directory"
+    )
+    (tmp_path / "binary").write_bytes(b"\xff" + bytes(31))
+    assert key_error(tmp_path, key_file="binary") == (
+        f"key_file: {tmp_path / 'binary'}: cannot read: not UTF-8 text"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (3, "expected a string, got a number"),
+        ("", 'expected a path, got ""'),
+        ([], "expected a string, got a list"),
+    ],
+)
+def test_key_file_is_a_path(tmp_path: Path, value: Any, expected: str) -> None:
+    assert key_error(tmp_path, key_file=value) == f"key_file: {expected}"
+
+
+def test_keyring_is_not_a_key() -> None:
+    # Config.keyring is built from keys or key_file; the file cannot set it itself.
+    assert error({**good(), "keyring": [KEY_A]}) == "config.json: unknown key 'keyring'"
+    assert error({**good(), "key": KEY_A}) == "config.json: unknown key 'key'"
+
+
+base64_texts = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+    min_size=12,
+    max_size=60,
+)
+
+
+@given(st.lists(base64_texts | st.sampled_from([KEY_A, KEY_B]), max_size=4))
+def test_key_material_never_shows(texts: list[str]) -> None:
+    # Whatever the keys, good or bad: neither an error nor the config's repr quotes them.
+    try:
+        shown = repr(parse_config(json.dumps({**good(), "keys": texts})))
+    except ConfigError as exc:
+        shown = str(exc)
+    for text in texts:
+        assert text not in shown

@@ -181,7 +181,7 @@ def test_names_too_long_to_travel_are_skipped(tmp_path: Path) -> None:
     fits = long_name(MAX_NAME_SIZE - 2)
     too_long = long_name(MAX_NAME_SIZE - 1, "e")
     # Short on disk, long on the wire: a quote travels as two bytes.
-    escaped = long_name(MAX_NAME_SIZE // 2, '"')
+    escaped = long_name(MAX_NAME_SIZE // 2 + 2, '"')
     assert name_size(fits) == MAX_NAME_SIZE
     assert name_size(too_long) == MAX_NAME_SIZE + 1
     assert len(escaped.encode()) < MAX_NAME_SIZE < name_size(escaped)

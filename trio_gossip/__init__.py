@@ -2,12 +2,13 @@
 
 The public names, each from the module that owns it:
 the pure core (:mod:`.state`), the wire format (:mod:`.wire`), the
-transports (:mod:`.transport`), the configuration (:mod:`.config`) and the
-running peer (:mod:`.peer`).
+transports (:mod:`.transport`), the configuration (:mod:`.config`), the
+cluster key (:mod:`.keyring`) and the running peer (:mod:`.peer`).
 """
 
 from .config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
 from .info import NoAnswer, format_info, query
+from .keyring import Keyring, generate_key
 from .peer import Peer, StartupError, Statistics
 from .scanner import Scan, ScanError, scan_folder
 from .state import Entry, FileMeta, Line, merge
@@ -22,6 +23,7 @@ __all__ = [
     "Entry",
     "FileMeta",
     "Intervals",
+    "Keyring",
     "Line",
     "MemoryNetwork",
     "Message",
@@ -38,6 +40,7 @@ __all__ = [
     "decode_untrusted",
     "encode",
     "format_info",
+    "generate_key",
     "load_config",
     "merge",
     "parse_config",

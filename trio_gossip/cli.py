@@ -1,6 +1,8 @@
-"""The command line: ``python -m trio_gossip X``, ``--all``, ``X --info [--json]``.
+"""The command line: ``python -m trio_gossip X``, ``--all``, ``X --info [--json]``,
+``--keygen``.
 
-Exit status: 0 after a clean stop (Ctrl-C, SIGTERM) or a shown ``--info``;
+Exit status: 0 after a clean stop (Ctrl-C, SIGTERM), a shown ``--info`` or a
+printed ``--keygen``;
 1 when ``--info`` gets no answer; 2 for a bad command line, a bad config, or a
 peer that cannot start. Every such failure is one line on stderr.
 """
@@ -15,6 +17,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,6 +25,7 @@ import trio
 
 from .config import Config, ConfigError, load_config, resolve_hosts
 from .info import NoAnswer, format_info, query
+from .keyring import generate_key
 from .peer import Peer, StartupError
 from .transport import UdpNetwork
 
@@ -40,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="trio_gossip",
         description="Gossip the metadata of folders between peers over UDP.",
         epilog="Run one peer: trio_gossip A.  Every peer of the config in one process: "
-        "trio_gossip --all.  What a running peer knows: trio_gossip A --info.",
+        "trio_gossip --all.  What a running peer knows: trio_gossip A --info.  "
+        "A new cluster key: trio_gossip --keygen.",
     )
     parser.add_argument(
         "name", nargs="?", metavar="NAME", help="the peer to run or ask (a name in the config)"
@@ -52,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         "--info", action="store_true", help="ask the running peer NAME what it knows"
     )
     parser.add_argument("--json", action="store_true", help="with --info: print one JSON object")
+    parser.add_argument(
+        "--keygen",
+        action="store_true",
+        help="print a new random cluster key (base64, 32 bytes) and exit",
+    )
     parser.add_argument(
         "--config",
         type=Path,
@@ -113,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.keygen:
+        if args.name is not None or args.all or args.info or args.json:
+            parser.error("--keygen goes alone")
+        print(generate_key())  # needs no config: it makes the key that goes in one
+        return 0
     if args.all == (args.name is not None):
         parser.error("give a peer NAME or --all")
     if args.info and args.all:
@@ -149,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _info(config: Config, name: str, as_json: bool) -> int:
     try:
-        snapshot = trio.run(query, config.address(name))
+        snapshot = trio.run(partial(query, config.address(name), keyring=config.keyring))
     except NoAnswer as exc:
         print(f"trio_gossip: peer {name} is not answering: {exc}", file=sys.stderr)  # one line
         return 1

@@ -2,7 +2,8 @@
 
 Every mistake becomes one :class:`ConfigError` whose message names the file,
 the key and the problem, e.g. ``config.json: peers.B.port: expected an integer,
-got "x"``.
+got "x"``. Messages about the cluster key (``keys``, ``key_file``) never
+quote what they refuse: it may be a key.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
+from .keyring import Keyring, parse_key
 from .wire import MAX_DATAGRAM, MAX_NAME, MIN_DATAGRAM
 
 __all__ = [
@@ -63,13 +65,16 @@ class Intervals:
 
 @attrs.frozen
 class Config:
-    """A whole cluster: every peer by name, the intervals and the datagram limit."""
+    """A whole cluster: every peer by name, the intervals, the datagram limit
+    and the cluster key."""
 
     peers: Mapping[str, PeerConfig]
     intervals: Intervals = Intervals()
     max_datagram: int = DEFAULT_MAX_DATAGRAM
-    #: The directory relative folders resolve against.
+    #: The directory relative folders (and ``key_file``) resolve against.
     base: Path = attrs.field(default=Path("."), eq=False)
+    #: From the file's ``keys`` or ``key_file``; empty: datagrams travel in clear.
+    keyring: Keyring = attrs.field(factory=Keyring)
 
     def address(self, name: str) -> tuple[str, int]:
         peer = self.peers[name]
@@ -110,8 +115,11 @@ _converter = make_converter(forbid_extra_keys=True)
 
 def _object_first(cls: type) -> Any:
     """attrs classes: say "expected an object" before cattrs looks for keys."""
-    # ``Config.base`` is where the file was, never a key in it.
-    omit: dict[str, Any] = {"base": override(omit=True)} if cls is Config else {}
+    # ``Config.base`` is where the file was, and ``Config.keyring`` is built from
+    # ``keys`` or ``key_file`` (see ``_keyring``): neither is a key in the file.
+    omit: dict[str, Any] = (
+        {"base": override(omit=True), "keyring": override(omit=True)} if cls is Config else {}
+    )
     inner: Any = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True, **omit)
 
     def hook(value: Any, _: Any) -> Any:
@@ -160,6 +168,8 @@ def parse_config(text: str, where: str = "config.json", base: Path = Path(".")) 
         raise fail("", f"invalid JSON: {exc}") from None
     if type(raw) is not dict:
         raise fail("", f"expected an object, got {_describe(raw)}")
+    # ``keys`` and ``key_file`` are read by hand: cattrs's messages quote what they refuse.
+    key_source = {k: raw.pop(k) for k in _KEY_SOURCES if k in raw}
     if "peers" in raw:
         # Per-peer errors name the peer: structure them one by one.
         peers = raw["peers"]
@@ -178,7 +188,70 @@ def parse_config(text: str, where: str = "config.json", base: Path = Path(".")) 
         raise fail(*_path(exc)) from None
     config = attrs.evolve(config, base=base)
     _validate(config, fail)
-    return config
+    return attrs.evolve(config, keyring=_keyring(key_source, base, fail))
+
+
+_KEY_SOURCES: Final = ("keys", "key_file")
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type, never the value: a misplaced value may be a key."""
+    if value is None or type(value) is bool:
+        return json.dumps(value)
+    names = {str: "a string", int: "a number", float: "a number", list: "a list"}
+    return names.get(type(value), "an object")
+
+
+def _keyring(source: Mapping[str, Any], base: Path, fail: Any) -> Keyring:
+    """The keyring of ``keys`` or ``key_file``; empty if neither is given."""
+    if len(source) > 1:
+        raise fail("", "give keys or key_file, not both")
+    if "keys" in source:
+        texts = source["keys"]
+        if type(texts) is not list:
+            raise fail("keys", f"expected a list of base64 keys, got {_kind(texts)}")
+        if not texts:
+            # Surely a mistake: leaving ``keys`` out is how to send in clear.
+            raise fail("keys", "expected at least one key")
+        numbered = [(f"keys[{i}]", text) for i, text in enumerate(texts)]
+    elif "key_file" in source:
+        path = _key_file_path(source["key_file"], base, fail)
+        numbered = [(f"key_file: {path}: line {n}", t) for n, t in _key_lines(path, fail)]
+        if not numbered:
+            raise fail("key_file", f"{path}: no keys in it")
+    else:
+        return Keyring()
+    keys = []
+    for label, text in numbered:
+        if type(text) is not str:
+            raise fail(label, f"expected a string, got {_kind(text)}")
+        try:
+            keys.append(parse_key(text))
+        except ValueError as exc:
+            raise fail(label, str(exc)) from None
+    return Keyring(tuple(keys))
+
+
+def _key_file_path(name: Any, base: Path, fail: Any) -> Path:
+    if type(name) is not str:
+        raise fail("key_file", f"expected a string, got {_kind(name)}")
+    if not name:
+        raise fail("key_file", 'expected a path, got ""')
+    return base / name  # an absolute name stays as it is
+
+
+def _key_lines(path: Path, fail: Any) -> list[tuple[int, str]]:
+    """Numbered key lines of a key file: blank lines and ``#`` comments left out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise fail("key_file", f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise fail("key_file", f"{path}: cannot read: not UTF-8 text") from None
+    except OSError as exc:
+        raise fail("key_file", f"{path}: cannot read: {exc.strerror or exc}") from None
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
+    return [(n, line) for n, line in lines if line and not line.startswith("#")]
 
 
 def _validate(config: Config, fail: Any) -> None:

@@ -15,10 +15,13 @@ from typing import Any
 
 import trio
 
+from .keyring import Keyring
 from .transport import Address
 from .wire import MAX_DATAGRAM, BadDatagram, Info, InfoRequest, decode_untrusted, encode
 
 __all__ = ["NoAnswer", "format_info", "query"]
+
+NO_KEY = Keyring()
 
 #: Seconds to wait for the first part, and between two asks for missing parts.
 FIRST_ANSWER = 2.0
@@ -30,8 +33,11 @@ class NoAnswer(Exception):
     """The peer did not answer."""
 
 
-async def query(address: Address, *, first_answer: float = FIRST_ANSWER) -> dict[str, Any]:
-    """The snapshot of the peer at ``address``: a JSON object.
+async def query(
+    address: Address, *, keyring: Keyring = NO_KEY, first_answer: float = FIRST_ANSWER
+) -> dict[str, Any]:
+    """The snapshot of the peer at ``address``: a JSON object. With the
+    cluster's ``keyring`` when it has one: a keyed peer answers nothing else.
 
     Raises :class:`NoAnswer` when no part arrives within ``first_answer``
     seconds, or when the parts stop coming for as long.
@@ -45,7 +51,8 @@ async def query(address: Address, *, first_answer: float = FIRST_ANSWER) -> dict
 
         async def ask() -> None:
             missing = () if count is None else [i for i in range(count) if i not in parts][:WINDOW]
-            await sock.sendto(encode(InfoRequest(nonce, tuple(missing))), address)
+            request = keyring.seal(encode(InfoRequest(nonce, tuple(missing))))
+            await sock.sendto(request, address)
 
         last_progress = trio.current_time()
         while count is None or len(parts) < count:
@@ -56,7 +63,7 @@ async def query(address: Address, *, first_answer: float = FIRST_ANSWER) -> dict
                     if (source[0], source[1]) != address:
                         continue  # only the peer asked answers
                     try:
-                        message = decode_untrusted(data)
+                        message = decode_untrusted(keyring.open_untrusted(data))
                     except BadDatagram:
                         continue
                     if not isinstance(message, Info) or message.nonce != nonce:

@@ -27,6 +27,7 @@ import attrs
 import trio
 
 from .config import Config
+from .digests import ahead_of, select
 from .scanner import Scan, ScanError, scan_folder
 from .state import (
     Entry,
@@ -70,7 +71,7 @@ SNAPSHOT_TTL = 30.0
 #: Info parts a peer sends per second at most: anyone may ask, so a flood of
 #: small forged requests cannot turn a peer into a large stream of answers.
 INFO_RATE = 256
-_ENVELOPE = 256  # an upper bound on a digest's or info part's bytes besides its payload
+_ENVELOPE = 256  # an upper bound on an info part's bytes besides its data
 
 
 class StartupError(Exception):
@@ -91,29 +92,6 @@ class Statistics:
     refuted: int
     scans: int
     scan_failures: int
-
-
-def _line_size(line: Line) -> int:
-    # ["origin",g,v,h,false], and a comma
-    numbers = len(str(line.generation)) + len(str(line.version)) + len(str(line.heartbeat))
-    return len(line.origin) + numbers + 8 + (4 if line.reaped else 5) + 1
-
-
-def digests(sender: str, lines: Iterable[Line], reply: bool, max_datagram: int) -> list[Digest]:
-    """``lines`` packed into as few digests as fit ``max_datagram`` each."""
-    out: list[Digest] = []
-    batch: list[Line] = []
-    used = _ENVELOPE
-    for line in lines:
-        size = _line_size(line)
-        if batch and used + size > max_datagram:
-            out.append(Digest(sender, reply, tuple(batch)))
-            batch, used = [], _ENVELOPE
-        batch.append(line)
-        used += size
-    if batch:
-        out.append(Digest(sender, reply, tuple(batch)))
-    return out
 
 
 class Peer:
@@ -170,6 +148,10 @@ class Peer:
     def view(self) -> dict[str, Entry]:
         """Every live origin's entry, ours included (tombstones left out)."""
         return {o: e for o, e in self._view.items() if not e.reaped}
+
+    def entry(self, origin: str) -> Entry | None:
+        """What we hold about ``origin`` (a tombstone if reaped), without copying the view."""
+        return self._view.get(origin)
 
     def reaped(self) -> dict[str, Entry]:
         """The tombstones: origins reaped, with the key they were reaped at."""
@@ -299,10 +281,8 @@ class Peer:
             deadline += interval
             self._view[self.name] = beat(self._own)
             target = self.config.address(self._rng.choice(self._others))
-            mine = Line.of(self.name, self._own)
-            lines = [mine, *(Line.of(o, e) for o, e in self._view.items() if o != self.name)]
-            for digest in digests(self.name, lines, True, self.config.max_datagram):
-                await self._send(digest, target)
+            lines = self._digest_lines(())
+            await self._send(Digest(self.name, True, lines), target)
 
     async def _relay_loop(self) -> NoReturn:
         interval = self.config.intervals.relay
@@ -313,17 +293,15 @@ class Peer:
             if not self._hot:
                 continue
             target_name = self._rng.choice(self._others)
-            lines = []
-            for origin in list(self._hot):
-                if origin == target_name:
-                    continue  # a third peer: the origin knows its own news
-                lines.append(Line.of(origin, self._view[origin]))
-                self._hot[origin] -= 1
-                if self._hot[origin] <= 0:
-                    del self._hot[origin]
-            target = self.config.address(target_name)
-            for digest in digests(self.name, lines, False, self.config.max_datagram):
-                await self._send(digest, target)
+            # A third peer: the origin knows its own news.
+            news = [line for line in self._news() if line.origin != target_name]
+            lines = select(news, (), self._rng, self._room)
+            for line in lines:
+                self._hot[line.origin] -= 1
+                if self._hot[line.origin] <= 0:
+                    del self._hot[line.origin]
+            if lines:
+                await self._send(Digest(self.name, False, lines), self.config.address(target_name))
 
     async def _reap_loop(self) -> NoReturn:
         after = self.config.intervals.reap
@@ -352,6 +330,22 @@ class Peer:
     def _own(self) -> Entry:
         return self._view[self.name]
 
+    @property
+    def _room(self) -> int:
+        """Bytes a message may take: ``max_datagram`` less what sealing adds."""
+        return self.config.max_datagram - self.config.keyring.overhead
+
+    def _news(self) -> list[Line]:
+        """Lines of origins with fresh news, the freshest (most relays left) first."""
+        hot = sorted(self._hot.items(), key=lambda item: -item[1])
+        return [Line.of(origin, self._view[origin]) for origin, _ in hot]
+
+    def _digest_lines(self, first: Iterable[Line]) -> tuple[Line, ...]:
+        """One datagram of lines: ``first``, ours, the news, then a random sample."""
+        ours = Line.of(self.name, self._own)
+        rest = [Line.of(o, e) for o, e in self._view.items() if o != self.name]
+        return select([*first, ours, *self._news()], rest, self._rng, self._room)
+
     async def _scan(self) -> Scan:
         if self._scan_in_thread:
             scan = await trio.to_thread.run_sync(self._scanner, self.folder, abandon_on_cancel=True)
@@ -377,7 +371,7 @@ class Peer:
 
     async def _send(self, message: Message, address: Address) -> None:
         assert self._transport is not None
-        data = encode(message)
+        data = self.config.keyring.seal(encode(message))
         if len(data) > self.config.max_datagram:
             # Every valid record fits the smallest max_datagram, so this is a bug;
             # still, a peer drops one datagram rather than stop.
@@ -398,7 +392,7 @@ class Peer:
         self._counts["datagrams_in"] += 1
         self._counts["bytes_in"] += len(data)
         try:
-            message = decode_untrusted(data)
+            message = decode_untrusted(self.config.keyring.open_untrusted(data))
         except BadDatagram as exc:
             return self._reject(exc.reason, source, str(exc), now)
         if isinstance(message, InfoRequest):
@@ -506,15 +500,16 @@ class Peer:
                 )
             )
         if digest.reply:
-            lines = [Line.of(o, e) for o, e in self._view.items()]
-            out.extend(digests(self.name, lines, False, self.config.max_datagram))
+            # Push-pull: first what the sender is missing, so it wants it back.
+            lines = self._digest_lines(ahead_of(self._view, digest.lines))
+            out.append(Digest(self.name, False, lines))
         return out
 
     def _transfer(self, origin: str, entry: Entry, base: int) -> Transfer:
         key = (origin, entry.generation, entry.version, base)
         transfer = self._transfers.get(key)
         if transfer is None:
-            transfer = prepare(origin, entry, base, self.config.max_datagram)
+            transfer = prepare(origin, entry, base, self._room)
             if len(self._transfers) >= 64:
                 del self._transfers[next(iter(self._transfers))]
             self._transfers[key] = transfer
@@ -590,7 +585,7 @@ class Peer:
         if cached is None:
             text = json.dumps(self.snapshot(now), separators=(",", ":"))
             # The text is ASCII; as a JSON string each character takes at most two bytes.
-            size = (self.config.max_datagram - _ENVELOPE) // 2
+            size = (self._room - _ENVELOPE) // 2
             chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
             if len(self._snapshots) >= 32:
                 del self._snapshots[next(iter(self._snapshots))]

@@ -262,9 +262,12 @@ def max_name_size(max_datagram: int) -> int:
     return max_datagram - overhead() - widest + name_size("")
 
 
+#: Bytes sealing with a cluster key adds to a datagram (see :mod:`.keyring`).
+SEAL_OVERHEAD: Final = 1 + 12 + 16  # version byte, nonce, AES-GCM tag
+
 #: The longest file name, in bytes as it travels (:func:`name_size`): its record
-#: fits a part at the smallest ``max_datagram``, so every peer can pass it on.
-MAX_PATH: Final = max_name_size(MIN_DATAGRAM)
+#: fits a part at the smallest ``max_datagram``, sealed, so every peer can pass it on.
+MAX_PATH: Final = max_name_size(MIN_DATAGRAM - SEAL_OVERHEAD)
 
 
 def _bad_counter(value: int, low: int = 0) -> bool:

@@ -1,0 +1,72 @@
+"""What a digest carries: choosing lines to fit one datagram. Pure.
+
+A digest is always one datagram, whatever the size of the cluster, so a peer
+sends a small, bounded number of datagrams per round. Lines that matter now
+come first -- our own, what the receiver is missing, fresh news -- and the
+rest of the datagram is filled with a random sample of everything else held,
+so over a few rounds every line reaches every peer (anti-entropy), as
+Cassandra's digests do with a whole view and memberlist's push-pull with a
+sample.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+
+from .state import Entry, Line
+
+__all__ = ["ENVELOPE", "ahead_of", "line_size", "select"]
+
+#: An upper bound on a digest's bytes besides its lines (a 64-character
+#: sender, the keys, the brackets).
+ENVELOPE = 128
+
+
+def line_size(line: Line) -> int:
+    """Encoded size of one line, ``["origin",g,v,h,false]``, with its comma."""
+    numbers = len(str(line.generation)) + len(str(line.version)) + len(str(line.heartbeat))
+    return len(line.origin) + numbers + 8 + (4 if line.reaped else 5) + 1
+
+
+def select(
+    first: Iterable[Line], rest: Sequence[Line], rng: random.Random, max_datagram: int
+) -> tuple[Line, ...]:
+    """Lines for one digest of at most ``max_datagram`` bytes: ``first`` in
+    order, as many as fit, then lines of ``rest`` in random order. An origin
+    appears once."""
+    chosen: dict[str, Line] = {}
+    budget = max_datagram - ENVELOPE
+
+    def take(line: Line) -> bool:
+        nonlocal budget
+        if line.origin in chosen:
+            return True
+        size = line_size(line)
+        if size > budget:
+            return False
+        chosen[line.origin] = line
+        budget -= size
+        return True
+
+    for line in first:
+        if not take(line):
+            break
+    # A shuffled copy costs O(N) a round; the cluster is the config, so N is modest.
+    order = list(range(len(rest)))
+    rng.shuffle(order)
+    for i in order:
+        if not take(rest[i]):
+            break
+    return tuple(chosen.values())
+
+
+def ahead_of(view: Mapping[str, Entry], lines: Iterable[Line]) -> list[Line]:
+    """Our lines for the origins where ``lines`` are behind what we hold: the
+    sender lacks those versions (or tombstones) and will want them."""
+    ours = []
+    for line in lines:
+        held = view.get(line.origin)
+        if held is not None and held.key > line.key:
+            ours.append(Line.of(line.origin, held))
+    return ours
