@@ -21,6 +21,8 @@ __all__ = ["ENVELOPE", "ahead_of", "line_size", "select"]
 #: An upper bound on a digest's bytes besides its lines (a 64-character
 #: sender, the keys, the brackets).
 ENVELOPE = 128
+#: The fewest bytes a line can take: a one-character origin, one-digit counters.
+MIN_LINE = 1 + 3 + 8 + 4 + 1
 
 
 def line_size(line: Line) -> int:
@@ -30,11 +32,15 @@ def line_size(line: Line) -> int:
 
 
 def select(
-    first: Iterable[Line], rest: Sequence[Line], rng: random.Random, max_datagram: int
+    first: Iterable[Line],
+    rest: Sequence[str],
+    view: Mapping[str, Entry],
+    rng: random.Random,
+    max_datagram: int,
 ) -> tuple[Line, ...]:
     """Lines for one digest of at most ``max_datagram`` bytes: ``first`` in
-    order, as many as fit, then lines of ``rest`` in random order. An origin
-    appears once."""
+    order, as many as fit, then lines of the origins ``rest`` (held in
+    ``view``) in random order. An origin appears once."""
     chosen: dict[str, Line] = {}
     budget = max_datagram - ENVELOPE
 
@@ -52,11 +58,11 @@ def select(
     for line in first:
         if not take(line):
             break
-    # A shuffled copy costs O(N) a round; the cluster is the config, so N is modest.
-    order = list(range(len(rest)))
-    rng.shuffle(order)
-    for i in order:
-        if not take(rest[i]):
+    # A line takes at least MIN_LINE bytes: sample no more origins than could
+    # fit, so a round costs what one datagram holds, not what the cluster holds.
+    count = min(len(rest), max(0, budget) // MIN_LINE + 1)
+    for origin in rng.sample(rest, count):
+        if not take(Line.of(origin, view[origin])):
             break
     return tuple(chosen.values())
 

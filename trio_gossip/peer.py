@@ -13,13 +13,15 @@ this module keeps the peer's mutable state, moves bytes and waits for time.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,7 +29,7 @@ import attrs
 import trio
 
 from .config import Config
-from .digests import ahead_of, select
+from .digests import MIN_LINE, ahead_of, select
 from .scanner import Scan, ScanError, scan_folder
 from .state import (
     Entry,
@@ -134,6 +136,7 @@ class Peer:
         self._heard: dict[str, float] = {}
         self._changed: dict[str, float] = {}
         self._hot: dict[str, int] = {}
+        self._origins: list[str] = []  # the view's keys, for sampling
         self._assemblies = Assemblies(WINDOW)
         self._transfers: dict[tuple[str, int, int, int], Transfer] = {}
         self._snapshots: dict[int, tuple[float, list[str]]] = {}
@@ -294,8 +297,8 @@ class Peer:
                 continue
             target_name = self._rng.choice(self._others)
             # A third peer: the origin knows its own news.
-            news = [line for line in self._news() if line.origin != target_name]
-            lines = select(news, (), self._rng, self._room)
+            news = (line for line in self._news() if line.origin != target_name)
+            lines = select(news, (), self._view, self._rng, self._room)
             for line in lines:
                 self._hot[line.origin] -= 1
                 if self._hot[line.origin] <= 0:
@@ -335,16 +338,24 @@ class Peer:
         """Bytes a message may take: ``max_datagram`` less what sealing adds."""
         return self.config.max_datagram - self.config.keyring.overhead
 
-    def _news(self) -> list[Line]:
-        """Lines of origins with fresh news, the freshest (most relays left) first."""
-        hot = sorted(self._hot.items(), key=lambda item: -item[1])
-        return [Line.of(origin, self._view[origin]) for origin, _ in hot]
+    def _news(self) -> Iterator[Line]:
+        """Lines of origins with fresh news, the freshest (most relays left) first,
+        made as they are taken: no more than one datagram can carry."""
+        hot = heapq.nlargest(self._room // MIN_LINE, self._hot.items(), key=lambda item: item[1])
+        return (Line.of(origin, self._view[origin]) for origin, _ in hot)
 
     def _digest_lines(self, first: Iterable[Line]) -> tuple[Line, ...]:
         """One datagram of lines: ``first``, ours, the news, then a random sample."""
         ours = Line.of(self.name, self._own)
-        rest = [Line.of(o, e) for o, e in self._view.items() if o != self.name]
-        return select([*first, ours, *self._news()], rest, self._rng, self._room)
+        if len(self._origins) != len(self._view):  # the view only ever grows
+            self._origins = list(self._view)
+        return select(
+            itertools.chain(first, (ours,), self._news()),
+            self._origins,
+            self._view,
+            self._rng,
+            self._room,
+        )
 
     async def _scan(self) -> Scan:
         if self._scan_in_thread:

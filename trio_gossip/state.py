@@ -169,6 +169,7 @@ def proven(view: View, lines: Iterable[Line]) -> dict[str, Entry]:
             and not held.reaped
             and held.generation == line.generation
             and held.version <= line.version
+            and held.heartbeat < line.heartbeat
         ):
             candidate = attrs.evolve(held, heartbeat=line.heartbeat)
         else:
