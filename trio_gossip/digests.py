@@ -4,9 +4,10 @@ A digest is always one datagram, whatever the size of the cluster, so a peer
 sends a small, bounded number of datagrams per round. Lines that matter now
 come first -- our own, what the receiver is missing, fresh news -- and the
 rest of the datagram is filled with a random sample of everything else held,
-so over a few rounds every line reaches every peer (anti-entropy), as
-Cassandra's digests do with a whole view and memberlist's push-pull with a
-sample.
+so over a few rounds every line reaches every peer (anti-entropy). Cassandra
+sends every endpoint's digest each round (over TCP); memberlist fills bounded
+UDP packets with its least-sent broadcasts first: this is the UDP-bounded
+middle ground.
 """
 
 from __future__ import annotations

@@ -345,12 +345,12 @@ class Peer:
         return (Line.of(origin, self._view[origin]) for origin, _ in hot)
 
     def _digest_lines(self, first: Iterable[Line]) -> tuple[Line, ...]:
-        """One datagram of lines: ``first``, ours, the news, then a random sample."""
+        """One datagram of lines: ours, ``first``, the news, then a random sample."""
         ours = Line.of(self.name, self._own)
         if len(self._origins) != len(self._view):  # the view only ever grows
             self._origins = list(self._view)
         return select(
-            itertools.chain(first, (ours,), self._news()),
+            itertools.chain((ours,), first, self._news()),
             self._origins,
             self._view,
             self._rng,
@@ -602,7 +602,8 @@ class Peer:
                 del self._snapshots[next(iter(self._snapshots))]
             cached = self._snapshots[request.nonce] = (now, chunks)
         chunks = cached[1]
-        indexes = request.parts or range(min(WINDOW, len(chunks)))
+        indexes = list(request.parts or range(min(WINDOW, len(chunks))))
+        indexes = indexes[: INFO_RATE - self._info_sent[1]]
         self._info_sent = (second, self._info_sent[1] + len(indexes))
         return [
             Info(self.name, request.nonce, i, len(chunks), chunks[i])

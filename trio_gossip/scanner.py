@@ -60,7 +60,8 @@ def scan_folder(root: Path, max_name: int = MAX_NAME_SIZE) -> Scan:
                             name.encode(errors="surrogateescape").decode(errors="replace")
                         )
                         continue
-                    if name_size(name) > max_name:
+                    # A character travels in six bytes at most: measure only names that may not fit.
+                    if len(name) * 6 + 2 > max_name and name_size(name) > max_name:
                         skipped.append(name)
                         continue
                     try:
