@@ -24,7 +24,7 @@ from pathlib import Path
 import trio
 import trio._core._run as _trio_run  # the scheduler's generator: no public way to seed it
 
-from trio_gossip import Config, Entry, Intervals, MemoryNetwork, Peer, PeerConfig, Scan
+from trio_gossip import Config, Entry, Intervals, MemoryNetwork, Peer, PeerConfig, Scan, ScanError
 from trio_gossip.config import DEFAULT_MAX_DATAGRAM
 from trio_gossip.keyring import Keyring
 from trio_gossip.state import live_files
@@ -74,6 +74,8 @@ class Sim:
         self.network = network
         self.folders = folders
         self.seed = seed
+        #: Peers whose folder cannot be read: their scans fail.
+        self.unreadable: set[str] = set()
         #: The running peers by name.
         self.peers: dict[str, Peer] = {}
         #: The generation (wall clock, ns) each peer last started with.
@@ -88,6 +90,8 @@ class Sim:
         return self.config.address(name)
 
     def _scan(self, folder: Path) -> Scan:
+        if folder.name in self.unreadable:
+            raise ScanError(f"{folder}: cannot read: Permission denied")
         return Scan(dict(self.folders[folder.name]))
 
     async def start(self, name: str, *, generation: int = GENERATION) -> Peer:
