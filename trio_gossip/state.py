@@ -218,20 +218,24 @@ def rescan(own: Entry, scanned: Mapping[str, tuple[int, int]]) -> Entry | None:
     """The origin's next version after a scan, or ``None`` if nothing changed."""
     seq = own.version + 1
     changed: list[FileMeta] = []
+    present = 0  # our live files the scan still found
     for f in own.files:
-        now = scanned.get(f.name)
         if f.deleted:
             continue
+        now = scanned.get(f.name)
         if now is None:
             changed.append(FileMeta(f.name, 0, 0, seq, deleted=True))
-        elif now != (f.size, f.mtime_ns):
+            continue
+        present += 1
+        if now[0] != f.size or now[1] != f.mtime_ns:
             changed.append(FileMeta(f.name, now[0], now[1], seq))
-    known = {f.name for f in own.files if not f.deleted}
-    changed.extend(
-        FileMeta(name, size, mtime, seq)
-        for name, (size, mtime) in scanned.items()
-        if name not in known
-    )
+    if present < len(scanned):  # new names: look for them only when there are some
+        known = {f.name for f in own.files if not f.deleted}
+        changed.extend(
+            FileMeta(name, size, mtime, seq)
+            for name, (size, mtime) in scanned.items()
+            if name not in known
+        )
     if not changed:
         return None
     floor = max(own.floor, seq - DELTA_HORIZON)
