@@ -1,0 +1,85 @@
+"""A faithful model of the original design's gossip, for the same simulator.
+
+The seed report's peer, reduced to what decides how fast news spreads: every
+round the pusher sends the peer's own metadata to one random other peer, and
+the relayer sends ONE random record it holds about another origin to one
+random peer; the receiver keeps a record if its version is newer. Versions
+start at -1 and count up. JSON instead of pickle (the bytes do not matter
+here), over the same :class:`MemoryNetwork` and ``MockClock`` as the real
+peers, so both are measured in one simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from typing import NoReturn
+
+import trio
+
+from trio_gossip.transport import Address, MemoryNetwork
+
+__all__ = ["OriginalPeer"]
+
+
+class OriginalPeer:
+    """One peer of the original design: own metadata pushed, one record relayed a round."""
+
+    def __init__(
+        self,
+        name: str,
+        addresses: Mapping[str, Address],
+        network: MemoryNetwork,
+        rng: random.Random,
+        interval: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.addresses = addresses
+        self.network = network
+        self.rng = rng
+        self.interval = interval
+        self.others = [n for n in addresses if n != name]
+        #: origin -> (version, file names)
+        self.store: dict[str, tuple[int, list[str]]] = {name: (-1, [])}
+
+    def publish(self, files: list[str]) -> None:
+        version, _ = self.store[self.name]
+        self.store[self.name] = (version + 1, files)
+
+    def version_of(self, origin: str) -> int | None:
+        record = self.store.get(origin)
+        return None if record is None else record[0]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        transport = await self.network.bind(self.addresses[self.name])
+
+        async def receive() -> NoReturn:
+            while True:
+                data, _ = await transport.receive()
+                origin, version, files = json.loads(data)
+                held = self.store.get(origin)
+                if held is None or version > held[0]:
+                    self.store[origin] = (version, files)
+
+        async def every_round(send_what: str) -> NoReturn:
+            deadline = trio.current_time() + self.rng.uniform(0, self.interval)
+            while True:
+                await trio.sleep_until(deadline)
+                deadline += self.interval
+                if send_what == "own":
+                    origin = self.name
+                else:
+                    relayable = [o for o in self.store if o != self.name]
+                    if not relayable:
+                        continue
+                    origin = self.rng.choice(relayable)
+                version, files = self.store[origin]
+                target = self.addresses[self.rng.choice(self.others)]
+                await transport.send(json.dumps([origin, version, files]).encode(), target)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive)
+            nursery.start_soon(every_round, "own")
+            nursery.start_soon(every_round, "relay")
+            task_status.started()
