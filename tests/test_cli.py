@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_udp_ports
 
 from trio_gossip.config import load_config
 
@@ -43,17 +44,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int)
     assert lines[0].strip()
     assert result.stdout == ""
     return lines[0]
-
-
-def free_udp_ports(count: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def write_config(path: Path, names: str = "ABC") -> dict[str, Any]:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
+from ports import free_udp_ports
 
 from trio_gossip import (
     Config,
@@ -30,18 +30,6 @@ from trio_gossip.state import live_files
 pytestmark = pytest.mark.slow
 
 NAMES = "ABC"
-
-
-def free_udp_ports(count: int) -> list[int]:
-    """Ports nothing listens on right now: the kernel picks them, then we let go."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def write(path: Path, data: bytes) -> None:
