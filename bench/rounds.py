@@ -274,6 +274,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ax.plot(xs, ys, color=color, alpha=0.6, label=label if i == 0 else None)
     ax.axvline(row["bound"], color="black", linestyle="--", label="log2 N + ln N")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)
     ax.set_xlabel("push rounds since the update was published")
     ax.set_ylabel("fraction of peers holding it")
     ax.set_title(f"A fresh update among N = {row['n']} peers, loss {row['loss']:.0%}")
