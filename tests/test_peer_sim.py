@@ -808,3 +808,16 @@ async def test_info_answers_are_rate_limited(autojump_clock: trio.testing.MockCl
         assert a.statistics().rejected == {"info rate": 5}
         # The next second has a budget of its own.
         assert len(a.handle_untrusted(encode(InfoRequest(0, ())), NOWHERE, now + 1)) == 1
+
+
+async def test_an_origin_named_many_times_in_one_digest_is_wanted_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_sim("ABC", seed=95) as sim:
+        await sim.wait_until(sim.converged, within=30)
+        a = sim.peers["A"]
+        c = a.view()["C"]
+        news = Line("C", c.generation, c.version + 1, c.heartbeat + 1)
+        digest = Digest("B", False, (news,) * 50)
+        replies = a.handle_untrusted(encode(digest), sim.address("B"), trio.current_time())
+        assert [type(m) for m in replies] == [Want]

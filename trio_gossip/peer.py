@@ -499,10 +499,14 @@ class Peer:
                 self._refute_if_outdone(line.key, now)
         self._accept(proven(self._view, others), now, digest.sender)
         out: list[Message] = []
+        wanted: set[str] = set()
         for line in others:
             held = self._view.get(line.origin)
             if line.reaped or (held is not None and line.key <= held.key):
                 continue
+            if line.origin in wanted:
+                continue  # an origin twice in one digest: one want
+            wanted.add(line.origin)
             base, parts = self._assemblies.resume(line.origin, line.generation, line.version)
             have = (-1, -1) if held is None or held.reaped else held.content
             out.append(
