@@ -55,6 +55,32 @@ class Run:
     curve: tuple[tuple[float, float], ...]
 
 
+def simulated_peers(
+    config: Config,
+    network: MemoryNetwork,
+    folders: dict[str, dict[str, tuple[int, int]]],
+    seed: int,
+) -> list[Peer]:
+    """The config's peers over ``network``, each scanning its dict in ``folders``."""
+
+    def scanner(folder: Path) -> Scan:
+        return Scan(dict(folders[folder.name]))
+
+    return [
+        Peer(
+            name,
+            config,
+            network=network,
+            folder=Path(name),
+            rng=random.Random(f"{seed}/{name}"),
+            wall_clock=lambda: GENERATION,
+            scanner=scanner,
+            scan_in_thread=False,
+        )
+        for name in config.peers
+    ]
+
+
 def bound(n: int) -> float:
     """log2 N + ln N: push gossip's rounds to reach everyone."""
     return math.log2(n) + math.log(n)
@@ -96,23 +122,8 @@ async def simulate_trio_gossip(n: int, loss: float, seed: int, limit: float) -> 
     )
     folders = {name: {f"{name}.txt": (1, 1)} for name in names}
 
-    def scanner(folder: Path) -> Scan:
-        return Scan(dict(folders[folder.name]))
-
     network = MemoryNetwork(seed=seed, loss=loss)
-    peers = [
-        Peer(
-            name,
-            config,
-            network=network,
-            folder=Path(name),
-            rng=random.Random(f"{seed}/{name}"),
-            wall_clock=lambda: GENERATION,
-            scanner=scanner,
-            scan_in_thread=False,
-        )
-        for name in names
-    ]
+    peers = simulated_peers(config, network, folders, seed)
     own = {p.name: p for p in peers}
 
     def holds(origin: str) -> int:

@@ -30,7 +30,8 @@ import attrs
 import trio
 import trio.testing
 
-from trio_gossip import Config, Intervals, MemoryNetwork, Peer, PeerConfig, Scan
+from bench.rounds import simulated_peers
+from trio_gossip import Config, Intervals, MemoryNetwork, PeerConfig
 from trio_gossip.state import live_files
 from trio_gossip.transport import Address
 from trio_gossip.wire import Part, decode_untrusted
@@ -83,23 +84,8 @@ async def measure(files: int, peers: int, seed: int) -> dict[str, Any]:
     big = names[0]
     folders[big] = folder(files, rng)
 
-    def scanner(path: Path) -> Scan:
-        return Scan(dict(folders[path.name]))
-
     network = Tap(seed=seed)
-    running = [
-        Peer(
-            n,
-            config,
-            network=network,
-            folder=Path(n),
-            rng=random.Random(f"{seed}/{n}"),
-            wall_clock=lambda: GENERATION,
-            scanner=scanner,
-            scan_in_thread=False,
-        )
-        for n in names
-    ]
+    running = simulated_peers(config, network, folders, seed)
     half_shown = 0
 
     def holders(version: int) -> int:
