@@ -28,21 +28,21 @@ import random
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 # Run as ``python bench/NAME.py``: make the ``bench`` package importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.gen_config import loopback, make_config, names_for, write_config
 from bench.harness import (
     Children,
     busy_since,
     cpu_seconds,
     cpu_times,
-    free_ports,
+    loopback_cluster,
     median,
     memory_kb,
     snapshots,
@@ -82,23 +82,8 @@ class Takes:
 
 def benchmark(args: argparse.Namespace) -> int:
     terminate_on_signals()
-    host = loopback(args.host)
-    names = names_for(args.peers)
-    if not free_ports(host, args.port, len(names)):
-        raise SystemExit(f"all_peers: ports {args.port}.. are not all free; choose --port")
-    work = Path(tempfile.mkdtemp(prefix="bench-all-"))
-    config = make_config(
-        names,
-        port=args.port,
-        folders=work / "folders",
-        host=host,
-        scan=args.scan,
-        push=args.push,
-        relay=args.relay,
-        reap=args.reap,
-        max_datagram=args.max_datagram,
-    )
-    config_path = write_config(config, work / "config.json")
+    cluster = loopback_cluster("all", args, reap=args.reap, max_datagram=args.max_datagram)
+    host, names, work, config, config_path = attrs.astuple(cluster, recurse=False)
     rng = random.Random(args.seed)
     sample = sorted(rng.sample(range(len(names)), min(args.sample, len(names))))
     addresses = [(host, args.port + i) for i in sample]

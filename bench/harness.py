@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import attrs
 import trio
 
 from trio_gossip import NoAnswer, query
@@ -359,3 +361,40 @@ def timed(label: str) -> Iterator[None]:
         yield
     finally:
         print(f"  ({label}: {time.monotonic() - start:.1f} s)", flush=True)
+
+
+@attrs.frozen
+class Cluster:
+    """A generated loopback cluster on disk: its peers, folder, config and file."""
+
+    host: str
+    names: list[str]
+    work: Path
+    config: dict[str, Any]
+    path: Path
+
+
+def loopback_cluster(
+    label: str, args: Any, *, reap: float, max_datagram: int | None = None
+) -> Cluster:
+    """``args.peers`` peers on free ports from ``args.port`` (else exit with a
+    line), with ``args.scan/push/relay`` and folders in a new temporary directory."""
+    from bench.gen_config import loopback, make_config, names_for, write_config
+
+    host = loopback(args.host)
+    names = names_for(args.peers)
+    if not free_ports(host, args.port, len(names)):
+        raise SystemExit(f"{label}: ports {args.port}.. are not all free; choose --port")
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
+    config = make_config(
+        names,
+        port=args.port,
+        folders=work / "folders",
+        host=host,
+        scan=args.scan,
+        push=args.push,
+        relay=args.relay,
+        reap=reap,
+        max_datagram=max_datagram,
+    )
+    return Cluster(host, names, work, config, write_config(config, work / "config.json"))

@@ -22,22 +22,22 @@ import datetime
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 # Run as ``python bench/NAME.py``: make the ``bench`` package importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.gen_config import loopback, make_config, names_for, write_config
 from bench.harness import (
     Children,
     busy_since,
     cpu_seconds,
     cpu_times,
-    free_ports,
+    loopback_cluster,
     median,
     memory_kb,
     snapshots,
@@ -167,22 +167,8 @@ def spread(
 
 def benchmark(args: argparse.Namespace) -> int:
     terminate_on_signals()
-    host = loopback(args.host)
-    names = names_for(args.peers)
-    if not free_ports(host, args.port, len(names)):
-        raise SystemExit(f"processes: ports {args.port}.. are not all free; choose --port")
-    work = Path(tempfile.mkdtemp(prefix="bench-processes-"))
-    config = make_config(
-        names,
-        port=args.port,
-        folders=work / "folders",
-        host=host,
-        scan=args.scan,
-        push=args.push,
-        relay=args.relay,
-        reap=300,
-    )
-    config_path = write_config(config, work / "config.json")
+    cluster = loopback_cluster("processes", args, reap=300)
+    host, names, work, config, config_path = attrs.astuple(cluster, recurse=False)
     (work / "logs").mkdir()
     logs = Logs(work / "logs", names)
     lifetime = args.converge_timeout + args.drops * args.spread_timeout + 120
