@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NoReturn
 
 import trio
@@ -32,7 +32,10 @@ class OriginalPeer:
         addresses: Mapping[str, Address],
         network: MemoryNetwork,
         rng: random.Random,
+        *,
         interval: float = 1.0,
+        on_store: Callable[[str, int], None] | None = None,
+        held_by_all: Callable[[str, int], bool] | None = None,
     ) -> None:
         self.name = name
         self.addresses = addresses
@@ -40,8 +43,24 @@ class OriginalPeer:
         self.rng = rng
         self.interval = interval
         self.others = [n for n in addresses if n != name]
+        #: Called with (origin, version) whenever the receiver keeps a record.
+        self.on_store = on_store
+        #: True for a record (origin, version) every peer already holds: every
+        #: receiver would ignore it, so it is not sent (the choices are still
+        #: drawn). This saves the simulator most of its work at N = 1,000 and
+        #: changes nothing a receiver does.
+        self.held_by_all = held_by_all
         #: origin -> (version, file names)
         self.store: dict[str, tuple[int, list[str]]] = {name: (-1, [])}
+        self._relayable: list[str] = []  # the store's other origins, for choosing one
+
+    def hold(self, origin: str, version: int, files: list[str]) -> None:
+        """Keep ``origin``'s record (as the receiver does with a newer one)."""
+        if origin not in self.store and origin != self.name:
+            self._relayable.append(origin)
+        self.store[origin] = (version, files)
+        if self.on_store is not None:
+            self.on_store(origin, version)
 
     def publish(self, files: list[str]) -> None:
         version, _ = self.store[self.name]
@@ -60,7 +79,7 @@ class OriginalPeer:
                 origin, version, files = json.loads(data)
                 held = self.store.get(origin)
                 if held is None or version > held[0]:
-                    self.store[origin] = (version, files)
+                    self.hold(origin, version, files)
 
         async def every_round(send_what: str) -> NoReturn:
             deadline = trio.current_time() + self.rng.uniform(0, self.interval)
@@ -70,12 +89,13 @@ class OriginalPeer:
                 if send_what == "own":
                     origin = self.name
                 else:
-                    relayable = [o for o in self.store if o != self.name]
-                    if not relayable:
+                    if not self._relayable:
                         continue
-                    origin = self.rng.choice(relayable)
+                    origin = self.rng.choice(self._relayable)
                 version, files = self.store[origin]
                 target = self.addresses[self.rng.choice(self.others)]
+                if self.held_by_all is not None and self.held_by_all(origin, version):
+                    continue
                 await transport.send(json.dumps([origin, version, files]).encode(), target)
 
         async with trio.open_nursery() as nursery:

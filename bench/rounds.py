@@ -12,12 +12,15 @@ beside the bound log2 N + ln N (push gossip, Frieze-Grimmett / Pittel) and a
 model of the original design (``bench/original.py``) in the same simulator,
 whose fresh update starts from a cluster where everyone holds everyone.
 
-    python bench/rounds.py                      # N = 10, 100, 1000; 5 seeds
-    python bench/rounds.py --sizes 10 100 --seeds 3 --plot bench/out/rounds.png
+    python -m bench.rounds --jobs 2 --plot docs/rounds-1000.png   # N = 10, 100, 1000; 5 seeds
+    python -m bench.rounds --sizes 10 100 --seeds 3 --plot bench/out/rounds.png
 
 Figures go to stdout and to bench/out/rounds.json; ``--plot`` draws, for the
 largest N, the fraction of peers holding the fresh update per round
-(needs matplotlib: ``pip install -e '.[bench]'``).
+(needs matplotlib: ``pip install -e '.[bench]'``). ``--jobs`` runs that many
+simulations at once, one process each; a long run can be split (say,
+``--seeds 0 --original-seeds 5`` for the original strategy alone) and the
+pieces joined afterwards with ``--join a.json b.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +163,30 @@ async def simulate_trio_gossip(n: int, loss: float, seed: int, limit: float) -> 
 async def simulate_original(n: int, loss: float, seed: int, limit: float) -> Run:
     addresses = _addresses(n)
     network = MemoryNetwork(seed=seed, loss=loss)
+    origin_name = next(iter(addresses))
+    holding = 0  # peers holding the origin's fresh version 1, counted as they take it
+
+    def on_store(origin: str, version: int) -> None:
+        nonlocal holding
+        if origin == origin_name and version == 1:
+            holding += 1
+
     peers = [
-        OriginalPeer(name, addresses, network, random.Random(f"{seed}/{name}"))
+        OriginalPeer(
+            name,
+            addresses,
+            network,
+            random.Random(f"{seed}/{name}"),
+            on_store=on_store,
+            # Everyone holds version 0 of everyone: those datagrams change nothing.
+            held_by_all=lambda _origin, version: version <= 0,
+        )
         for name in addresses
     ]
     # Everyone holds everyone at version 0: only the fresh update is measured.
     for peer in peers:
         for name in addresses:
-            peer.store[name] = (0, [f"{name}.txt"])
+            peer.hold(name, 0, [f"{name}.txt"])
     origin = peers[0]
     async with trio.open_nursery() as nursery:
         await nursery.start(network.run)
@@ -174,24 +194,26 @@ async def simulate_original(n: int, loss: float, seed: int, limit: float) -> Run
             await nursery.start(peer.run)
         await trio.sleep(0.5)
         origin.publish([f"{origin.name}.txt", "fresh.txt"])
+        holding = 1
         start = trio.current_time()
 
         def fraction() -> float:
-            return sum(p.version_of(origin.name) == 1 for p in peers) / n
+            return holding / n
 
         fresh, curve = await _curve(fraction, start, 0.05, limit)
         nursery.cancel_scope.cancel()
     return Run(None, fresh, curve)
 
 
-def _run(simulation: Any, *args: Any) -> Run:
+def _run(which: str, *args: Any) -> Run:
+    simulation = {"trio_gossip": simulate_trio_gossip, "original": simulate_original}[which]
     # trio runs each batch of ready tasks in an order drawn from its own
     # generator; seeded (privately: there is no public way), a run repeats exactly.
     _trio_run._r.seed(repr(args))
     began = time.monotonic()
     result: Run = trio.run(simulation, *args, clock=trio.testing.MockClock(autojump_threshold=0))
     print(
-        f"  {simulation.__name__}{args[:3]}: all-to-all {result.all_to_all},"
+        f"  {which}{args[:3]}: all-to-all {result.all_to_all},"
         f" fresh {result.fresh} ({time.monotonic() - began:.0f} s)",
         file=sys.stderr,
         flush=True,
@@ -200,10 +222,61 @@ def _run(simulation: Any, *args: Any) -> Run:
 
 
 def _summary(values: Sequence[float | None]) -> str:
+    if not values:
+        return "-"
     done = [v for v in values if v is not None]
     if len(done) < len(values):
         return f"{len(values) - len(done)}/{len(values)} unfinished"
     return f"{statistics.median(done):6.1f} {max(done):6.1f}"
+
+
+def _median(values: Sequence[float | None]) -> float:
+    done = [v for v in values if v is not None]
+    return statistics.median(done) if done else math.nan
+
+
+def _row(n: int, loss: float, ours: Sequence[Run], theirs: Sequence[Run]) -> dict[str, Any]:
+    return {
+        "n": n,
+        "loss": loss,
+        "bound": bound(n),
+        "all_to_all": [r.all_to_all for r in ours],
+        "fresh": [r.fresh for r in ours],
+        "original_fresh": [r.fresh for r in theirs],
+        "curves": {
+            "trio_gossip": [list(r.curve) for r in ours],
+            "original": [list(r.curve) for r in theirs],
+        },
+    }
+
+
+def merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of several runs (say, one with only the original strategy) joined by (N, loss)."""
+    joined: dict[tuple[int, float], dict[str, Any]] = {}
+    for row in rows:
+        into = joined.setdefault((row["n"], row["loss"]), _row(row["n"], row["loss"], [], []))
+        for key in ("all_to_all", "fresh", "original_fresh"):
+            into[key] = into[key] + row[key]
+        for label in ("trio_gossip", "original"):
+            into["curves"][label] = into["curves"][label] + row["curves"][label]
+    return sorted(joined.values(), key=lambda r: (r["n"], r["loss"]))
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "rounds (median max over seeds); a round is one push interval",
+        f"{'N':>5} {'loss':>5} {'bound':>6} | {'all-to-all':>13} | {'fresh update':>13}"
+        f" | {'original fresh':>14} | {'orig/tg':>7} | seeds",
+    ]
+    for r in rows:
+        ratio = _median(r["original_fresh"]) / _median(r["fresh"])
+        lines.append(
+            f"{r['n']:>5} {r['loss']:>5.0%} {r['bound']:>6.1f}"
+            f" | {_summary(r['all_to_all']):>13} | {_summary(r['fresh']):>13}"
+            f" | {_summary(r['original_fresh']):>14} | {ratio:>7.1f}"
+            f" | {len(r['fresh'])}+{len(r['original_fresh'])}"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -212,60 +285,45 @@ def main() -> None:
     parser.add_argument("--losses", type=float, nargs="+", default=[0.0, 0.2])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--original-seeds", type=int, default=None, help="default: --seeds")
+    parser.add_argument("--jobs", type=int, default=1, help="simulations run at once (processes)")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the curves")
     parser.add_argument("--out", default="rounds.json", help="file name under bench/out/")
-    args = parser.parse_args()
-    original_seeds = args.seeds if args.original_seeds is None else args.original_seeds
-    OUT.mkdir(exist_ok=True)
-    results: dict[str, Any] = {"rows": []}
-    print("rounds (median max over seeds); a round is one push interval")
-    header = (
-        f"{'N':>5} {'loss':>5} {'bound':>6} | {'all-to-all':>13} | {'fresh update':>13}"
-        f" | {'original fresh':>14} | {'orig/tg':>7} | {'secs':>5}"
+    parser.add_argument(
+        "--join",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="run nothing: join these JSON outputs into --out, print and plot them",
     )
-    print(header)
-    for n in args.sizes:
-        for loss in args.losses:
-            began = time.monotonic()
-            limit = 60 + 10 * bound(n)
-            ours = [_run(simulate_trio_gossip, n, loss, seed, limit) for seed in range(args.seeds)]
-            theirs = [
-                _run(simulate_original, n, loss, seed, 20.0 * n + 200)
-                for seed in range(original_seeds)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    if args.join is not None:
+        rows = merge([row for path in args.join for row in json.loads(path.read_text())["rows"]])
+    else:
+        original_seeds = args.seeds if args.original_seeds is None else args.original_seeds
+        began = time.monotonic()
+        jobs = []
+        with ProcessPoolExecutor(args.jobs) as pool:
+            for n in args.sizes:
+                for loss in args.losses:
+                    ours = [
+                        pool.submit(_run, "trio_gossip", n, loss, seed, 60 + 10 * bound(n))
+                        for seed in range(args.seeds)
+                    ]
+                    theirs = [
+                        pool.submit(_run, "original", n, loss, seed, 20.0 * n + 200)
+                        for seed in range(original_seeds)
+                    ]
+                    jobs.append((n, loss, ours, theirs))
+            rows = [
+                _row(n, loss, [f.result() for f in ours], [f.result() for f in theirs])
+                for n, loss, ours, theirs in jobs
             ]
-            fresh = [r.fresh for r in ours]
-            old = [r.fresh for r in theirs]
-            done = [f for f in fresh if f is not None]
-            old_done = [f for f in old if f is not None]
-            ratio = (
-                statistics.median(old_done) / statistics.median(done)
-                if done and old_done
-                else math.nan
-            )
-            print(
-                f"{n:>5} {loss:>5.0%} {bound(n):>6.1f}"
-                f" | {_summary([r.all_to_all for r in ours]):>13}"
-                f" | {_summary(fresh):>13} | {_summary(old):>14} | {ratio:>7.1f}"
-                f" | {time.monotonic() - began:>5.0f}",
-                flush=True,
-            )
-            results["rows"].append(
-                {
-                    "n": n,
-                    "loss": loss,
-                    "bound": bound(n),
-                    "all_to_all": [r.all_to_all for r in ours],
-                    "fresh": fresh,
-                    "original_fresh": old,
-                    "curves": {
-                        "trio_gossip": [list(r.curve) for r in ours],
-                        "original": [list(r.curve) for r in theirs],
-                    },
-                }
-            )
-    (OUT / args.out).write_text(json.dumps(results))
+        print(f"{time.monotonic() - began:.0f} s", file=sys.stderr)
+    print(table(rows), flush=True)
+    (OUT / args.out).write_text(json.dumps({"rows": rows}))
     if args.plot is not None:
-        plot(results, args.plot)
+        plot({"rows": rows}, args.plot)
         print(f"plot: {args.plot}")
 
 
