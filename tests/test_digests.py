@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import zlib
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_gossip.digests import ENVELOPE, MIN_LINE, ahead_of, line_size, select
+from trio_gossip.digests import ENVELOPE, MIN_LINE, Roster, ahead_of, line_size, select
 from trio_gossip.state import Entry, Line
 from trio_gossip.wire import MAX_COUNTER, Digest, encode
 
@@ -72,5 +74,63 @@ def test_ahead_of_names_what_the_sender_lacks() -> None:
 
 
 def test_envelope_bounds_the_rest_of_a_digest() -> None:
-    empty = encode(Digest("x" * 64, False, ()))
+    empty = encode(Digest("x" * 64, False, (), 2**32 - 1, ""))
     assert len(empty) - len(b"[]") <= ENVELOPE
+
+
+@given(views, st.integers(0, 2**32), st.sampled_from([1_200, 8_192]))
+def test_a_digest_with_a_summary_fits_one_datagram(
+    view: dict[str, Entry], seed: int, max_datagram: int
+) -> None:
+    roster = Roster.of(view)
+    summary = roster.summary(roster.bits(view))
+    assert len(summary) == roster.size
+    lines = select((), list(view), view, random.Random(seed), max_datagram - len(summary))
+    digest = Digest("x" * 64, True, lines, roster.fingerprint, summary)
+    assert len(encode(digest)) <= max_datagram
+
+
+# -- the roster: one bit per peer ---------------------------------------------------
+
+rosters = st.lists(names, min_size=1, max_size=300, unique=True)
+
+
+@given(rosters, st.data())
+def test_a_summary_reads_back_as_the_origins_it_was_made_of(
+    peers: list[str], data: st.DataObject
+) -> None:
+    held = data.draw(st.sets(st.sampled_from(peers)))
+    ours = Roster.of(peers)
+    theirs = Roster.of(data.draw(st.permutations(peers)))  # their config lists them otherwise
+    summary = theirs.summary(theirs.bits(held))
+    assert theirs.fingerprint == ours.fingerprint
+    bits = ours.read(theirs.fingerprint, summary)
+    assert bits is not None
+    assert set(ours.names_of(bits)) == held
+    assert ours.names_of(bits) == sorted(held)
+
+
+def test_the_summary_format_is_the_documented_one() -> None:
+    roster = Roster.of(["b", "a", "é", "c", "d", "e", "f", "g", "h"])
+    assert roster.names == ("a", "b", "c", "d", "e", "f", "g", "h", "é")
+    assert roster.fingerprint == zlib.crc32("a\nb\nc\nd\ne\nf\ng\nh\né".encode())
+    # a is bit 0 of byte 0, h bit 7 of byte 0, é bit 0 of byte 1.
+    summary = roster.summary(roster.bits(["a", "c", "h", "é"]))
+    assert base64.b64decode(summary) == bytes([0b1000_0101, 0b0000_0001])
+    # The example of docs/protocol.md, section 9.6.
+    abc = Roster.of("CBA")
+    assert abc.fingerprint == 2854799246
+    assert (abc.summary(abc.bits("ABC")), abc.summary(abc.bits("AB"))) == ("Bw==", "Aw==")
+
+
+def test_a_summary_of_another_roster_or_shape_is_not_read() -> None:
+    roster = Roster.of(["a", "b", "c"])
+    good = roster.summary(0b101)
+    assert roster.read(roster.fingerprint, good) == 0b101
+    assert roster.read(roster.fingerprint ^ 1, good) is None
+    assert roster.read(Roster.of(["a", "b", "d"]).fingerprint, good) is None
+    assert roster.read(roster.fingerprint, base64.b64encode(b"\x05\x00").decode()) is None
+    assert roster.read(roster.fingerprint, "") is None
+    assert roster.read(roster.fingerprint, "!!!!") is None
+    # Bits past the last peer are padding: ignored.
+    assert roster.read(roster.fingerprint, base64.b64encode(b"\xfd").decode()) == 0b101

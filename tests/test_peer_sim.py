@@ -21,6 +21,7 @@ import trio.testing
 from sim import GENERATION, Folder, Sim, files_of, open_sim
 
 from trio_gossip import Entry, Intervals, Line, Peer, format_info
+from trio_gossip.digests import Roster
 from trio_gossip.peer import INFO_RATE, WINDOW
 from trio_gossip.state import FileMeta
 from trio_gossip.transfer import prepare
@@ -28,6 +29,7 @@ from trio_gossip.transport import Address
 from trio_gossip.wire import (
     MAX_COUNTER,
     MAX_DATAGRAM,
+    MIN_DATAGRAM,
     BadDatagram,
     Digest,
     Info,
@@ -521,8 +523,10 @@ def _valid_datagrams(sim: Sim) -> list[bytes]:
     view = a.view()
     b = view["B"]
     transfer = prepare("B", b, -1, sim.config.max_datagram)
+    roster = Roster.of(sim.config.peers)
     messages: list[Message] = [
         Digest("B", True, tuple(Line.of(o, e) for o, e in view.items())),
+        Digest("B", False, (), roster.fingerprint, roster.summary(roster.bits("AB"))),
         Want("B", "A", *view["A"].content, -1, -1, -1, ()),
         Want("B", "A", *view["A"].content, -1, -1, -1, (0, 1, 2)),
         transfer.part("B", b.heartbeat, 0),
@@ -821,3 +825,46 @@ async def test_an_origin_named_many_times_in_one_digest_is_wanted_once(
         digest = Digest("B", False, (news,) * 50)
         replies = a.handle_untrusted(encode(digest), sim.address("B"), trio.current_time())
         assert [type(m) for m in replies] == [Want]
+
+
+# -- summaries: who holds what, one bit per peer -----------------------------------
+
+
+async def test_a_summary_makes_the_answer_name_what_its_sender_lacks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Sixty peers at the smallest datagram: a digest carries 27 lines,
+    # so what a digest names is a choice, not the whole view.
+    names = [f"p{i:02d}" for i in range(60)]
+    async with open_sim(names, seed=96, max_datagram=MIN_DATAGRAM) as sim:
+        await sim.wait_until(sim.converged, within=60)
+        a = sim.peers["p00"]
+        roster = Roster.of(names)
+        lacks = set(names[40:50])  # what p01 will say it does not hold
+        summary = roster.summary(roster.bits(set(names) - lacks))
+        own = a.entry("p01")
+        assert own is not None
+        line = Line.of("p01", own)
+
+        def answer(reply: bool, fingerprint: int = roster.fingerprint) -> list[Message]:
+            digest = Digest("p01", reply, (line,), fingerprint, summary)
+            return a.handle_untrusted(encode(digest), sim.address("p01"), trio.current_time())
+
+        # A push: the answer names every origin the pusher lacks, and summarises
+        # what p00 holds: everyone.
+        (pull,) = answer(reply=True)
+        assert isinstance(pull, Digest)
+        assert not pull.reply
+        assert lacks <= {x.origin for x in pull.lines}
+        assert 20 < len(pull.lines) < 60  # a choice: 27 of 60
+        assert roster.read(pull.roster, pull.held) == roster.bits(names)
+        # The answer to our push: a third leg names what its sender lacks.
+        (third,) = answer(reply=False)
+        assert isinstance(third, Digest)
+        assert (third.reply, third.held) == (False, "")
+        assert lacks <= {x.origin for x in third.lines}
+        # A summary against another roster (another config) is ignored.
+        assert answer(reply=False, fingerprint=roster.fingerprint ^ 1) == []
+        # Nothing lacking: no third leg.
+        summary = roster.summary(roster.bits(names))
+        assert answer(reply=False) == []

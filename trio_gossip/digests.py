@@ -12,18 +12,89 @@ middle ground.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import random
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
 
 from .state import Entry, Line
 
-__all__ = ["ENVELOPE", "ahead_of", "line_size", "select"]
+__all__ = ["ENVELOPE", "Roster", "ahead_of", "line_size", "select"]
 
-#: An upper bound on a digest's bytes besides its lines (a 64-character
-#: sender, the keys, the brackets).
-ENVELOPE = 128
+#: An upper bound on a digest's bytes besides its lines and its summary (a
+#: 64-character sender, the keys, the largest roster, the brackets and quotes).
+ENVELOPE = 160
 #: The fewest bytes a line can take: a one-character origin, one-digit counters.
 MIN_LINE = 1 + 3 + 8 + 4 + 1
+
+
+@attrs.frozen
+class Roster:
+    """The cluster's peer names in one order every peer agrees on, for a
+    summary of which origins a peer holds: one bit per peer.
+
+    A digest's lines are a sample of what its sender holds; the summary is all
+    of it, in an eighth of a byte per peer. The peer answering a push reads it
+    and lists the origins the pusher lacks altogether, first -- so a new peer
+    fills its view in a few exchanges instead of waiting for each origin to
+    turn up in a random sample (a coupon collector's wait: ln N times longer).
+    Cassandra's SYN carries every endpoint's digest for the same reason.
+
+    ``fingerprint`` is the CRC-32 of the names, sorted, joined by newlines,
+    as UTF-8: a summary made against another list of peers is ignored.
+    """
+
+    names: tuple[str, ...]
+    fingerprint: int
+    _index: Mapping[str, int]
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> Roster:
+        ordered = tuple(sorted(set(names)))
+        index = {name: i for i, name in enumerate(ordered)}
+        return cls(ordered, zlib.crc32("\n".join(ordered).encode()), index)
+
+    @property
+    def size(self) -> int:
+        """Bytes of a summary as it travels (base64 of one bit per peer)."""
+        return 4 * (((len(self.names) + 7) // 8 + 2) // 3)
+
+    def bits(self, origins: Iterable[str]) -> int:
+        """Bit ``i`` set for each origin that is the ``i``-th name."""
+        out = 0
+        for origin in origins:
+            out |= 1 << self._index[origin]
+        return out
+
+    def summary(self, bits: int) -> str:
+        """``bits`` as they travel: base64 of ``ceil(N / 8)`` bytes, name ``i``
+        being bit ``i % 8`` (least significant first) of byte ``i // 8``."""
+        raw = bits.to_bytes((len(self.names) + 7) // 8, "little")
+        return base64.b64encode(raw).decode("ascii")
+
+    def read(self, fingerprint: int, summary: str) -> int | None:
+        """The bits of a summary made against this roster; ``None`` for any other."""
+        if fingerprint != self.fingerprint:
+            return None
+        try:
+            raw = base64.b64decode(summary, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) != (len(self.names) + 7) // 8:
+            return None
+        return int.from_bytes(raw, "little") & ((1 << len(self.names)) - 1)
+
+    def names_of(self, bits: int) -> list[str]:
+        """The names whose bits are set, in roster order."""
+        out = []
+        while bits:
+            low = bits & -bits
+            out.append(self.names[low.bit_length() - 1])
+            bits ^= low
+        return out
 
 
 def line_size(line: Line) -> int:

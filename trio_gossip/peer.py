@@ -29,7 +29,7 @@ import attrs
 import trio
 
 from .config import Config
-from .digests import MIN_LINE, ahead_of, select
+from .digests import MIN_LINE, Roster, ahead_of, select
 from .scanner import Scan, ScanError, scan_folder
 from .state import (
     Entry,
@@ -137,6 +137,8 @@ class Peer:
         self._changed: dict[str, float] = {}
         self._hot: dict[str, int] = {}
         self._origins: list[str] = []  # the view's keys, for sampling
+        self._roster = Roster.of(config.peers)
+        self._held: tuple[int, int] = (0, 0)  # (origins in the view, their roster bits)
         self._assemblies = Assemblies(WINDOW)
         self._transfers: dict[tuple[str, int, int, int], Transfer] = {}
         self._snapshots: dict[int, tuple[float, list[str]]] = {}
@@ -284,8 +286,9 @@ class Peer:
             deadline += interval
             self._view[self.name] = beat(self._own)
             target = self.config.address(self._rng.choice(self._others))
-            lines = self._digest_lines(())
-            await self._send(Digest(self.name, True, lines), target)
+            roster, held = self._summary()
+            lines = self._digest_lines((), self._room - len(held))
+            await self._send(Digest(self.name, True, lines, roster, held), target)
 
     async def _relay_loop(self) -> NoReturn:
         interval = self.config.intervals.relay
@@ -344,8 +347,29 @@ class Peer:
         hot = heapq.nlargest(self._room // MIN_LINE, self._hot.items(), key=lambda item: item[1])
         return (Line.of(origin, self._view[origin]) for origin, _ in hot)
 
-    def _digest_lines(self, first: Iterable[Line]) -> tuple[Line, ...]:
-        """One datagram of lines: ours, ``first``, the news, then a random sample."""
+    def _summary(self) -> tuple[int, str]:
+        """The roster's fingerprint and the summary of the origins we hold, or
+        ``(0, "")`` where the summary would take more than half a datagram."""
+        if self._roster.size > self._room // 2:
+            return 0, ""
+        if self._held[0] != len(self._view):  # the view only ever grows
+            self._held = (len(self._view), self._roster.bits(self._view))
+        return self._roster.fingerprint, self._roster.summary(self._held[1])
+
+    def _lacking(self, digest: Digest) -> list[Line]:
+        """Lines of origins we hold and the digest's summary says its sender
+        does not, a random selection of what one datagram can carry."""
+        theirs = self._roster.read(digest.roster, digest.held) if digest.held else None
+        if theirs is None:
+            return []
+        self._summary()  # brings the bits of what we hold up to date
+        names = self._roster.names_of(self._held[1] & ~theirs)
+        names = self._rng.sample(names, min(len(names), self._room // MIN_LINE))
+        return [Line.of(origin, self._view[origin]) for origin in names]
+
+    def _digest_lines(self, first: Iterable[Line], room: int) -> tuple[Line, ...]:
+        """One datagram (``room`` bytes) of lines: ours, ``first``, the news,
+        then a random sample."""
         ours = Line.of(self.name, self._own)
         if len(self._origins) != len(self._view):  # the view only ever grows
             self._origins = list(self._view)
@@ -354,7 +378,7 @@ class Peer:
             self._origins,
             self._view,
             self._rng,
-            self._room,
+            room,
         )
 
     async def _scan(self) -> Scan:
@@ -514,10 +538,18 @@ class Peer:
                     self.name, line.origin, line.generation, line.version, *have, base, tuple(parts)
                 )
             )
+        lacking = self._lacking(digest)
         if digest.reply:
-            # Push-pull: first what the sender is missing, so it wants it back.
-            lines = self._digest_lines(ahead_of(self._view, digest.lines))
-            out.append(Digest(self.name, False, lines))
+            # Push-pull: first what the sender is missing, so it wants it back:
+            # newer versions of the origins it listed, then origins it lacks.
+            roster, summary = self._summary()
+            first = itertools.chain(ahead_of(self._view, digest.lines), lacking)
+            lines = self._digest_lines(first, self._room - len(summary))
+            out.append(Digest(self.name, False, lines, roster, summary))
+        elif lacking:
+            # The answer to our push summarised what its sender holds: the
+            # third leg tells it the origins it lacks (Cassandra's ACK2).
+            out.append(Digest(self.name, False, self._digest_lines(lacking, self._room)))
         return out
 
     def _transfer(self, origin: str, entry: Entry, base: int) -> Transfer:

@@ -10,8 +10,10 @@ All functions that take network bytes end in ``_untrusted`` and raise only
 
 from __future__ import annotations
 
+import binascii
 import json
 import typing
+from base64 import b64decode
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -44,6 +46,7 @@ MIN_DATAGRAM: Final = 1_200
 
 MAX_NAME: Final = 64  # a peer's name, in characters
 MAX_LINES: Final = 4_096  # lines in one digest datagram
+MAX_HELD: Final = 12_000  # characters of a digest's summary: 72,000 peers
 MAX_WANT_PARTS: Final = 64  # part indexes one want may ask for
 MAX_PARTS: Final = 1 << 20  # parts of one transfer
 MAX_COUNTER: Final = (1 << 63) - 1  # generation, version, heartbeat, floor, seq, size
@@ -63,12 +66,16 @@ class Digest:
     """The sender's summary: one line per origin it holds (or a selection).
 
     ``reply`` asks the receiver to answer with a digest of its own, which makes
-    one push-pull exchange.
+    one push-pull exchange. ``held``, when not empty, summarises every origin
+    the sender holds, one bit per peer of the roster whose fingerprint is
+    ``roster`` (see :class:`.digests.Roster`).
     """
 
     sender: str
     reply: bool
     lines: tuple[Line, ...]
+    roster: int = 0
+    held: str = ""
 
 
 @attrs.frozen
@@ -288,6 +295,16 @@ def _bad_text(text: str) -> bool:
     return False
 
 
+def _bad_base64(text: str) -> bool:
+    if len(text) > MAX_HELD:
+        return True
+    try:
+        b64decode(text, validate=True)
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII character
+        return True
+    return False
+
+
 def _bad_peer(name: str) -> bool:
     return not 0 < len(name) <= MAX_NAME or _bad_text(name)
 
@@ -311,9 +328,11 @@ def _check_file(f: FileMeta) -> str:
 def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per rule
     """The first bound ``message`` breaks, or ``""``."""
     match message:
-        case Digest(sender, _, lines):
+        case Digest(sender, _, lines, roster, held):
             if _bad_peer(sender) or len(lines) > MAX_LINES:
                 return "digest"
+            if not 0 <= roster <= 0xFFFF_FFFF or _bad_base64(held):
+                return "digest summary"
             for line in lines:
                 counters_ok = (
                     0 <= line.generation <= MAX_COUNTER
