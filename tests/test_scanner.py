@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from trio_gossip.scanner import MAX_NAME_SIZE, Scan, ScanError, scan_folder
+from trio_gossip.scanner import MAX_NAME_SIZE, Scan, ScanError, scan_folder, travel_size
 from trio_gossip.transfer import name_size
 
 
@@ -196,3 +198,8 @@ def test_names_too_long_to_travel_are_skipped(tmp_path: Path) -> None:
         too_long,
         escaped,
     }
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"])))
+def test_the_fast_size_of_a_name_is_its_size_on_the_wire(name: str) -> None:
+    assert travel_size(name, name.encode()) == name_size(name)
