@@ -262,6 +262,14 @@ def test_invalid_json(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+def test_a_key_twice(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"peers": {"A": {"host": "127.0.0.1", "port": 1, "port": 2}}}')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f'{path}: invalid JSON: the key "port" twice'
+
+
 def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_bytes(b'{"peers": "\xff"}')

@@ -400,6 +400,15 @@ def test_pickle_is_not_json() -> None:
         assert reason(pickle.dumps(payload)) == "not json"
 
 
+def test_a_key_twice_is_not_json() -> None:
+    # Python would keep the last, other parsers the first: refused, whichever comes first.
+    data = encode(WANT)
+    assert reason(data.replace(b'{"proto":1', b'{"proto":1,"proto":1')) == "not json"
+    assert reason(data.replace(b'"origin":"B"', b'"origin":"A","origin":"B"')) == "not json"
+    with pytest.raises(BadDatagram, match='the key "origin" twice'):
+        decode_untrusted(data.replace(b'"origin":"B"', b'"origin":"B","origin":"B"'))
+
+
 def test_deep_nesting() -> None:
     assert reason(b"[" * 100_000) == "too large"
     # Within the size limit, the parser's recursion limit is hit, and caught.

@@ -23,7 +23,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
 from .keyring import Keyring, parse_key
-from .wire import MAX_DATAGRAM, MAX_NAME, MIN_DATAGRAM
+from .wire import MAX_DATAGRAM, MAX_NAME, MIN_DATAGRAM, unique_keys
 
 __all__ = [
     "Config",
@@ -163,7 +163,7 @@ def parse_config(text: str, where: str = "config.json", base: Path = Path(".")) 
         return ConfigError(f"{where}: {path}: {message}" if path else f"{where}: {message}")
 
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=unique_keys)
     except ValueError as exc:
         raise fail("", f"invalid JSON: {exc}") from None
     if type(raw) is not dict:

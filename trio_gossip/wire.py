@@ -36,6 +36,7 @@ __all__ = [
     "Want",
     "decode_untrusted",
     "encode",
+    "unique_keys",
 ]
 
 PROTOCOL: Final = 1
@@ -220,14 +221,30 @@ def encode(message: Message) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; ``ValueError`` if a key comes twice.
+
+    Python keeps the last of two equal keys, other parsers the first: a text
+    two parsers read differently is refused (for ``json.loads``'s
+    ``object_pairs_hook``)."""
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {json.dumps(key)[:40]} twice")
+            seen.add(key)
+    return body
+
+
 def decode_untrusted(data: bytes) -> Message:
     """Turn any bytes into a valid message, or raise :class:`BadDatagram`."""
     if len(data) > MAX_DATAGRAM:
         raise BadDatagram("too large")
     try:
         # Decoded here: json.loads would also take UTF-16, UTF-32 and a BOM.
-        body = json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, digit-limit errors
+        body = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, digit-limit, key errors
         raise BadDatagram("not json", str(exc)[:80]) from None
     if type(body) is not dict:
         raise BadDatagram("not an object")
