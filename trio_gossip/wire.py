@@ -237,13 +237,17 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return body
 
 
+# Made once: ``json.loads`` with a hook would make a decoder per call.
+_json_decoder: Final = json.JSONDecoder(object_pairs_hook=unique_keys)
+
+
 def decode_untrusted(data: bytes) -> Message:
     """Turn any bytes into a valid message, or raise :class:`BadDatagram`."""
     if len(data) > MAX_DATAGRAM:
         raise BadDatagram("too large")
     try:
         # Decoded here: json.loads would also take UTF-16, UTF-32 and a BOM.
-        body = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
+        body = _json_decoder.decode(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # JSON, UTF-8, digit-limit, key errors
         raise BadDatagram("not json", str(exc)[:80]) from None
     if type(body) is not dict:
