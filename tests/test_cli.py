@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
+import trio
 from ports import free_udp_ports
 
+from trio_gossip import cli
 from trio_gossip.config import load_config
 
 pytestmark = pytest.mark.slow
@@ -298,3 +300,40 @@ def test_all_peers_in_one_process_answer_info_and_stop_on_sigterm(tmp_path: Path
         assert text.startswith("peer A at 127.0.0.1:")
         assert "3 origin(s) known" in text
         assert_stopped_cleanly(everyone, signal.SIGTERM)
+
+
+async def test_a_signal_while_the_peers_start_stops_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A peer whose start never ends (think --all binding and scanning a
+    # thousand folders): SIGTERM must still stop serve, not wait for the start.
+    starting = trio.Event()
+
+    class NeverStarts:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
+            starting.set()
+            await trio.sleep_forever()
+
+    monkeypatch.setattr(cli, "Peer", NeverStarts)
+    write_config(tmp_path / "config.json", "AB")
+    config = load_config(tmp_path / "config.json")
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cli.serve, config, ["A"])
+            await starting.wait()
+            signal.raise_signal(signal.SIGTERM)
+
+
+def test_ctrl_c_while_the_config_loads_is_one_line_and_status_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object) -> NoReturn:
+        raise KeyboardInterrupt  # as if Ctrl-C came while a host was being looked up
+
+    write_config(tmp_path / "config.json")
+    monkeypatch.setattr(cli, "resolve_hosts", interrupted)
+    assert cli.main(["A", "--config", str(tmp_path / "config.json")]) == 130
+    assert capsys.readouterr().err == "trio_gossip: interrupted\n"

@@ -110,13 +110,18 @@ async def serve(config: Config, names: Sequence[str]) -> None:
     network = UdpNetwork()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("%s received, stopping", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            # Watching from the start: a signal also stops a long start (--all).
+            nursery.start_soon(stop_on_signal)
             for name in names:
                 peer = Peer(name, config, network=network, folder=_folder(config, name))
                 await nursery.start(peer.run)
-            async for signum in signals:
-                log.info("%s received, stopping", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,6 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C before the peers watch for it (resolving hosts)
+        print("trio_gossip: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         if args.name is not None and args.name not in config.peers:
