@@ -352,9 +352,13 @@ class Peer:
         ``(0, "")`` where the summary would take more than half a datagram."""
         if self._roster.size > self._room // 2:
             return 0, ""
+        return self._roster.fingerprint, self._roster.summary(self._held_bits())
+
+    def _held_bits(self) -> int:
+        """The roster bits of the origins we hold, tombstones included."""
         if self._held[0] != len(self._view):  # the view only ever grows
             self._held = (len(self._view), self._roster.bits(self._view))
-        return self._roster.fingerprint, self._roster.summary(self._held[1])
+        return self._held[1]
 
     def _lacking(self, digest: Digest) -> list[Line]:
         """Lines of origins we hold and the digest's summary says its sender
@@ -362,8 +366,7 @@ class Peer:
         theirs = self._roster.read(digest.roster, digest.held) if digest.held else None
         if theirs is None:
             return []
-        self._summary()  # brings the bits of what we hold up to date
-        names = self._roster.names_of(self._held[1] & ~theirs)
+        names = self._roster.names_of(self._held_bits() & ~theirs)
         names = self._rng.sample(names, min(len(names), self._room // MIN_LINE))
         return [Line.of(origin, self._view[origin]) for origin in names]
 
