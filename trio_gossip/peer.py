@@ -13,6 +13,7 @@ this module keeps the peer's mutable state, moves bytes and waits for time.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -76,6 +77,12 @@ INFO_RATE = 256
 _ENVELOPE = 256  # an upper bound on an info part's bytes besides its data
 
 
+@functools.lru_cache(maxsize=16)
+def _roster(names: tuple[str, ...]) -> Roster:
+    """One roster per cluster, shared by the peers of one process (``--all``)."""
+    return Roster.of(names)
+
+
 class StartupError(Exception):
     """The peer cannot start (address in use, folder unreadable); one line for the user."""
 
@@ -137,7 +144,7 @@ class Peer:
         self._changed: dict[str, float] = {}
         self._hot: dict[str, int] = {}
         self._origins: list[str] = []  # the view's keys, for sampling
-        self._roster = Roster.of(config.peers)
+        self._roster = _roster(tuple(config.peers))
         self._held: tuple[int, int] = (0, 0)  # (origins in the view, their roster bits)
         self._assemblies = Assemblies(WINDOW)
         self._transfers: dict[tuple[str, int, int, int], Transfer] = {}
