@@ -18,14 +18,14 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from sim import GENERATION, Folder, Sim, files_of, open_sim
+from sim import GENERATION, Folder, Sim, files_of, make_config, open_sim
 
 from trio_gossip import Entry, Intervals, Line, Peer, format_info
 from trio_gossip.digests import Roster
 from trio_gossip.peer import INFO_RATE, WINDOW
 from trio_gossip.state import FileMeta
 from trio_gossip.transfer import prepare
-from trio_gossip.transport import Address
+from trio_gossip.transport import Address, MemoryNetwork
 from trio_gossip.wire import (
     MAX_COUNTER,
     MAX_DATAGRAM,
@@ -882,3 +882,39 @@ async def test_a_summary_makes_the_answer_name_what_its_sender_lacks(
         # Nothing lacking: no third leg.
         summary = roster.summary(roster.bits(names))
         assert answer(reply=False) == []
+
+
+async def test_a_peer_whose_own_summary_would_not_fit_still_reads_others(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 3,700 configured peers: a summary takes 620 bytes, more than half of the
+    # smallest datagram, so A sends none. A summary that does arrive (from a
+    # peer with a larger datagram) is still read against what A holds.
+    names = ["A", "B", "C", *(f"x{i:04d}" for i in range(3_697))]
+    config = make_config(names, max_datagram=MIN_DATAGRAM)
+    network = MemoryNetwork(seed=98)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(network.run)
+        sim = Sim(config, network, nursery, {"A": {"a.txt": (1, 1)}}, seed=98)
+        a = await sim.start("A")
+        now = trio.current_time()
+        c = Entry(GENERATION + 2, 1, 1, 0, (FileMeta("c.txt", 1, 1, 1),))
+        part = prepare("C", c, -1, MIN_DATAGRAM).part("C", c.heartbeat, 0)
+        assert a.handle_untrusted(encode(part), sim.address("C"), now) == []
+        assert a.entry("C") == c
+
+        roster = Roster.of(names)
+        push = Digest("B", True, (Line("B", GENERATION + 1, 1, 1),))
+        replies = a.handle_untrusted(encode(push), sim.address("B"), now)
+        assert [(type(m), getattr(m, "held", None)) for m in replies] == [
+            (Want, None),
+            (Digest, ""),
+        ]
+        # B's answer to a push of A's says B holds A and B, not C: A names C.
+        answer = attrs.evolve(
+            push, reply=False, roster=roster.fingerprint, held=roster.summary(roster.bits("AB"))
+        )
+        *_, third = a.handle_untrusted(encode(answer), sim.address("B"), now)
+        assert isinstance(third, Digest)
+        assert "C" in {line.origin for line in third.lines}
+        nursery.cancel_scope.cancel()
