@@ -8,7 +8,6 @@ worker thread.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Final
 
@@ -23,10 +22,6 @@ __all__ = ["Scan", "ScanError", "scan_folder"]
 #: whose record fits one datagram at the smallest ``max_datagram`` a config allows.
 MAX_NAME_SIZE: Final = MAX_PATH
 
-#: The characters JSON escapes when it writes a name (``json.dumps`` with
-#: ``ensure_ascii=False``): quote, backslash and the controls.
-_escaped: Final = re.compile(r'[\x00-\x1f"\\]').search
-
 
 class ScanError(Exception):
     """The folder (or a directory inside it) could not be read."""
@@ -38,12 +33,6 @@ class Scan:
 
     files: dict[str, tuple[int, int]]
     skipped: tuple[str, ...] = ()
-
-
-def travel_size(name: str, raw: bytes) -> int:
-    """:func:`.wire.name_size` of ``name`` whose UTF-8 is ``raw``, faster: a
-    name without a character JSON escapes travels as its bytes in quotes."""
-    return len(raw) + 2 if _escaped(name) is None else name_size(name)
 
 
 def scan_folder(root: Path, max_name: int = MAX_NAME_SIZE) -> Scan:
@@ -65,13 +54,13 @@ def scan_folder(root: Path, max_name: int = MAX_NAME_SIZE) -> Scan:
                     if not entry.is_file(follow_symlinks=False):
                         continue  # sockets, fifos, devices, links
                     try:
-                        raw = name.encode()
-                    except UnicodeEncodeError:
+                        size = name_size(name)
+                    except UnicodeEncodeError:  # not UTF-8 on disk
                         skipped.append(
                             name.encode(errors="surrogateescape").decode(errors="replace")
                         )
                         continue
-                    if travel_size(name, raw) > max_name:
+                    if size > max_name:
                         skipped.append(name)
                         continue
                     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 import typing
 from base64 import b64decode
 from collections.abc import Callable
@@ -269,8 +270,19 @@ def decode_untrusted(data: bytes) -> Message:
     return message
 
 
+#: The characters JSON escapes when it writes a string (``json.dumps`` with
+#: ``ensure_ascii=False``): quote, backslash and the controls.
+_escaped: Final = re.compile(r'[\x00-\x1f"\\]').search
+
+
 def name_size(name: str) -> int:
-    """Bytes of a file name as a record carries it: UTF-8, JSON escapes and quotes."""
+    """Bytes of a file name as a record carries it: UTF-8, JSON escapes and quotes.
+
+    A name without a character JSON escapes (almost every name) travels as
+    its UTF-8 bytes in quotes: no need to write it as JSON to measure it.
+    ``UnicodeEncodeError`` for a name with a lone surrogate, which cannot travel."""
+    if _escaped(name) is None:
+        return len(name.encode()) + 2
     return len(json.dumps(name, ensure_ascii=False).encode())
 
 
