@@ -66,10 +66,6 @@ class OriginalPeer:
         version, _ = self.store[self.name]
         self.store[self.name] = (version + 1, files)
 
-    def version_of(self, origin: str) -> int | None:
-        record = self.store.get(origin)
-        return None if record is None else record[0]
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         transport = await self.network.bind(self.addresses[self.name])
 

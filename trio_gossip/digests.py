@@ -58,9 +58,14 @@ class Roster:
         return cls(ordered, zlib.crc32("\n".join(ordered).encode()), index)
 
     @property
+    def _bytes(self) -> int:
+        """Bytes of a summary before base64: one bit per peer."""
+        return (len(self.names) + 7) // 8
+
+    @property
     def size(self) -> int:
         """Bytes of a summary as it travels (base64 of one bit per peer)."""
-        return 4 * (((len(self.names) + 7) // 8 + 2) // 3)
+        return 4 * ((self._bytes + 2) // 3)
 
     def bits(self, origins: Iterable[str]) -> int:
         """Bit ``i`` set for each origin that is the ``i``-th name."""
@@ -72,7 +77,7 @@ class Roster:
     def summary(self, bits: int) -> str:
         """``bits`` as they travel: base64 of ``ceil(N / 8)`` bytes, name ``i``
         being bit ``i % 8`` (least significant first) of byte ``i // 8``."""
-        raw = bits.to_bytes((len(self.names) + 7) // 8, "little")
+        raw = bits.to_bytes(self._bytes, "little")
         return base64.b64encode(raw).decode("ascii")
 
     def read(self, fingerprint: int, summary: str) -> int | None:
@@ -83,7 +88,7 @@ class Roster:
             raw = base64.b64decode(summary, validate=True)
         except (binascii.Error, ValueError):
             return None
-        if len(raw) != (len(self.names) + 7) // 8:
+        if len(raw) != self._bytes:
             return None
         return int.from_bytes(raw, "little") & ((1 << len(self.names)) - 1)
 
