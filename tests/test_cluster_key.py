@@ -8,10 +8,11 @@ import trio.testing
 from sim import INTERVALS, open_sim
 
 from trio_gossip import MemoryNetwork
+from trio_gossip.codec import decode_untrusted, encode
 from trio_gossip.keyring import Keyring, generate_key
+from trio_gossip.messages import Digest, Info, InfoRequest
 from trio_gossip.state import Line
 from trio_gossip.transport import Address
-from trio_gossip.wire import Digest, Info, InfoRequest, decode_untrusted, encode
 
 KEY = Keyring.from_texts([generate_key()])
 OTHER = Keyring.from_texts([generate_key()])

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_gossip.codec import BadDatagram
 from trio_gossip.config import (
     Config,
     ConfigError,
@@ -21,7 +22,6 @@ from trio_gossip.config import (
     resolve_hosts,
 )
 from trio_gossip.keyring import Keyring
-from trio_gossip.wire import BadDatagram
 
 BUNDLED = Path(__file__).resolve().parent.parent / "config.json"
 

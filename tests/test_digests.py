@@ -10,9 +10,11 @@ import zlib
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_gossip.codec import encode
 from trio_gossip.digests import ENVELOPE, MIN_LINE, Roster, ahead_of, line_size, select
+from trio_gossip.limits import MAX_COUNTER
+from trio_gossip.messages import Digest
 from trio_gossip.state import Entry, Line
-from trio_gossip.wire import MAX_COUNTER, Digest, encode
 
 names = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", min_size=1, max_size=64)
 counters = st.integers(0, MAX_COUNTER)

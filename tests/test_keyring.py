@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_gossip.codec import BadDatagram, encode
 from trio_gossip.keyring import KEY_SIZES, OVERHEAD, Keyring, generate_key, parse_key
-from trio_gossip.wire import BadDatagram, InfoRequest, encode
+from trio_gossip.messages import InfoRequest
 
 OLD = bytes(range(32))
 NEW = bytes(range(100, 132))

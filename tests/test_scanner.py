@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_gossip.scanner import MAX_NAME_SIZE, Scan, ScanError, scan_folder
-from trio_gossip.transfer import name_size
+from trio_gossip.sizes import name_size
 
 
 def put(root: Path, name: str, data: bytes, mtime_ns: int) -> None:

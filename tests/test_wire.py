@@ -18,27 +18,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from trio_gossip.codec import BadDatagram, decode_untrusted, encode
+from trio_gossip.messages import Digest, Info, InfoRequest, Message, Part, Want
 from trio_gossip.scanner import MAX_NAME_SIZE
+from trio_gossip.sizes import max_name_size, name_size, record_size
 from trio_gossip.state import Entry, FileMeta, Line, first_entry, rescan
-from trio_gossip.transfer import (
-    Assemblies,
-    finish,
-    max_name_size,
-    name_size,
-    prepare,
-    record_size,
-)
-from trio_gossip.wire import (
-    BadDatagram,
-    Digest,
-    Info,
-    InfoRequest,
-    Message,
-    Part,
-    Want,
-    decode_untrusted,
-    encode,
-)
+from trio_gossip.transfer import Assemblies, finish, prepare
 
 # The bounds of the protocol, as its contract states them.
 MAX_COUNTER = 2**63 - 1
@@ -92,36 +77,55 @@ def file_metas(
 
 
 lines = st.builds(Line, peer_names, counters, counters, counters, st.booleans())
-digests = st.builds(Digest, peer_names, st.booleans(), st.lists(lines, max_size=8).map(tuple))
-wants = st.builds(
-    Want,
+digests = st.builds(
+    Digest,
     peer_names,
-    peer_names,
-    counters,
-    counters,
-    st.integers(-1, MAX_COUNTER),
-    st.integers(-1, MAX_COUNTER),
-    st.integers(-1, MAX_COUNTER),
-    part_indexes.map(tuple),
+    st.booleans(),
+    st.lists(lines, max_size=8, unique_by=lambda line: line.origin).map(tuple),
 )
 
 
 @st.composite
-def parts(draw: st.DrawFn) -> Part:
+def wants(draw: st.DrawFn) -> Want:
     version = draw(counters)
-    count = draw(st.integers(1, MAX_PARTS))
+    return Want(
+        draw(peer_names),
+        draw(peer_names),
+        draw(counters),
+        version,
+        draw(st.integers(-1, MAX_COUNTER)),
+        draw(st.integers(-1, MAX_COUNTER)),
+        draw(st.integers(-1, version - 1)),
+        tuple(draw(part_indexes)),
+    )
+
+
+@st.composite
+def parts(draw: st.DrawFn) -> Part:
+    """A part consistent in itself: ``floor <= base < version`` for a delta,
+    records of the versions after ``base``, no more parts than records."""
+    version = draw(counters)
+    floor = draw(st.integers(0, version))
+    base = draw(st.sampled_from([-1, *([floor] if floor < version else [])]))
+    if base >= 0:
+        base = draw(st.integers(floor, version - 1))
+    seqs = st.integers(base + 1, version)
+    metas = st.builds(FileMeta, file_names(), counters, mtimes, seqs, st.booleans())
+    files = tuple(draw(st.lists(metas, max_size=6, min_size=1 if version > 0 else 0)))
+    total = draw(st.integers(len(files), MAX_COUNTER)) if files else 0
+    count = draw(st.integers(1, min(MAX_PARTS, max(1, total))))
     return Part(
         draw(peer_names),
         draw(peer_names),
         draw(counters),
         version,
         draw(counters),
-        draw(counters),
-        draw(st.integers(-1, version - 1)),
+        floor,
+        base,
         draw(st.integers(0, count - 1)),
         count,
-        draw(counters),
-        tuple(draw(st.lists(file_metas(), max_size=6))),
+        total,
+        files,
     )
 
 
@@ -142,7 +146,7 @@ def infos(draw: st.DrawFn) -> Info:
 
 BY_TYPE: dict[type[Message], st.SearchStrategy[Message]] = {
     Digest: digests,
-    Want: wants,
+    Want: wants(),
     Part: parts(),
     InfoRequest: info_requests,
     Info: infos(),
@@ -185,16 +189,16 @@ def test_round_trip_at_the_bounds() -> None:
             "A",
             "B",
             0,
-            1,
+            MAX_COUNTER,
             0,
-            0,
-            0,
+            MAX_COUNTER - 1,
+            MAX_COUNTER - 1,
             MAX_PARTS - 1,
             MAX_PARTS,
-            2,
+            MAX_COUNTER,
             (
                 FileMeta("x" * (MAX_PATH - 2), MAX_COUNTER, MIN_MTIME, MAX_COUNTER, True),
-                FileMeta(deepest, 0, -1, 0),
+                FileMeta(deepest, 0, -1, MAX_COUNTER),
             ),
         ),
         InfoRequest(MAX_COUNTER, (MAX_PARTS - 1,)),
@@ -514,6 +518,18 @@ def test_good_file_names(name: str) -> None:
         (PART, {"files": [["f", -1, 0, 1, False]]}),
         (PART, {"files": [["f", 0, MIN_MTIME - 1, 1, False]]}),
         (PART, {"files": [["f", 0, 0, MAX_COUNTER + 1, False]]}),
+        # Consistent in itself, or refused (issue 8): the counts, the floor, the base.
+        (PART, {"count": MAX_PARTS, "total": 0, "files": []}),  # 2**20 parts of nothing
+        (PART, {"count": 2}),  # two parts, one record
+        (PART, {"total": 0}),  # fewer records in all than in this part
+        (PART, {"total": 2, "files": []}),  # an empty part of a list that has records
+        (PART, {"floor": 3}),  # a floor above the version
+        (PART, {"floor": 1, "base": 0}),  # a delta from below the floor
+        (PART, {"files": [["f", 0, 0, 3, False]]}),  # a record newer than the version
+        (PART, {"base": 1, "floor": 1, "files": [["f", 0, 0, 1, False]]}),  # not after the base
+        (WANT, {"base": 4}),  # a delta from the version asked for
+        (WANT, {"base": 5}),
+        (DIGEST, {"lines": [["B", 1, 2, 3, False], ["B", 1, 2, 3, True]]}),  # an origin twice
         (InfoRequest(1, ()), {"nonce": -1}),
         (InfoRequest(1, ()), {"parts": [MAX_PARTS]}),
         (Info("A", 1, 0, 1, ""), {"index": 1}),

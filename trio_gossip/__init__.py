@@ -1,19 +1,20 @@
 """trio_gossip: peers that gossip the metadata of their folders over UDP, with trio.
 
-The public names, each from the module that owns it:
-the pure core (:mod:`.state`), the wire format (:mod:`.wire`), the
+The public names, each from the module that owns it: the pure core
+(:mod:`.state`), the wire format (:mod:`.messages`, :mod:`.codec`), the
 transports (:mod:`.transport`), the configuration (:mod:`.config`), the
 cluster key (:mod:`.keyring`) and the running peer (:mod:`.peer`).
 """
 
+from .codec import BadDatagram, decode_untrusted, encode
 from .config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
 from .info import NoAnswer, format_info, query
 from .keyring import Keyring, generate_key
+from .messages import Message
 from .peer import Peer, StartupError, Statistics
 from .scanner import Scan, ScanError, scan_folder
 from .state import Entry, FileMeta, Line, merge
 from .transport import Address, MemoryNetwork, Network, Transport, UdpNetwork
-from .wire import BadDatagram, Message, decode_untrusted, encode
 
 __all__ = [
     "Address",

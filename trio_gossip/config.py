@@ -22,8 +22,9 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
+from .codec import unique_keys
 from .keyring import Keyring, parse_key
-from .wire import MAX_DATAGRAM, MAX_NAME, MIN_DATAGRAM, unique_keys
+from .limits import MAX_DATAGRAM, MAX_NAME, MIN_DATAGRAM
 
 __all__ = [
     "Config",

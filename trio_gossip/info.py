@@ -15,9 +15,11 @@ from typing import Any
 
 import trio
 
+from .codec import BadDatagram, decode_untrusted, encode
 from .keyring import Keyring
+from .limits import MAX_DATAGRAM
+from .messages import Info, InfoRequest
 from .transport import Address
-from .wire import MAX_DATAGRAM, BadDatagram, Info, InfoRequest, decode_untrusted, encode
 
 __all__ = ["NoAnswer", "format_info", "query"]
 

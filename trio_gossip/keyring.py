@@ -21,7 +21,8 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .wire import SEAL_OVERHEAD, BadDatagram
+from .codec import BadDatagram
+from .limits import SEAL_OVERHEAD
 
 __all__ = ["KEY_SIZES", "OVERHEAD", "Keyring", "generate_key", "parse_key"]
 

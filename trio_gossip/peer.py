@@ -29,8 +29,11 @@ from typing import Any, NoReturn
 import attrs
 import trio
 
+from .codec import BadDatagram, decode_untrusted, encode
 from .config import Config
 from .digests import MIN_LINE, Roster, ahead_of, select
+from .limits import MAX_COUNTER
+from .messages import Digest, Info, InfoRequest, Message, Part, Want
 from .scanner import Scan, ScanError, scan_folder
 from .state import (
     Entry,
@@ -48,18 +51,6 @@ from .state import (
 )
 from .transfer import Assemblies, Transfer, finish, prepare
 from .transport import Address, Network, Transport
-from .wire import (
-    MAX_COUNTER,
-    BadDatagram,
-    Digest,
-    Info,
-    InfoRequest,
-    Message,
-    Part,
-    Want,
-    decode_untrusted,
-    encode,
-)
 
 __all__ = ["Peer", "StartupError", "Statistics"]
 

@@ -13,12 +13,12 @@ from typing import Final
 
 import attrs
 
-from .wire import MAX_PATH, name_size
+from .sizes import MAX_PATH, name_size
 
 __all__ = ["Scan", "ScanError", "scan_folder"]
 
 
-#: The longest name (in bytes as it travels, see :func:`.transfer.name_size`)
+#: The longest name (in bytes as it travels, see :func:`.sizes.name_size`)
 #: whose record fits one datagram at the smallest ``max_datagram`` a config allows.
 MAX_NAME_SIZE: Final = MAX_PATH
 
@@ -38,7 +38,7 @@ class Scan:
 def scan_folder(root: Path, max_name: int = MAX_NAME_SIZE) -> Scan:
     """Scan ``root``. Symbolic links are not followed. Names that are not
     UTF-8, or longer than ``max_name`` bytes as they travel (JSON-escaped
-    UTF-8, see :func:`.transfer.name_size`), cannot travel and are skipped."""
+    UTF-8, see :func:`.sizes.name_size`), cannot travel and are skipped."""
     files: dict[str, tuple[int, int]] = {}
     skipped: list[str] = []
     stack: list[tuple[str, str]] = [("", os.fspath(root))]

@@ -13,18 +13,11 @@ import itertools
 
 import attrs
 
+from .messages import Part
+from .sizes import overhead, record_size
 from .state import Entry, FileMeta, apply_delta, delta_records
-from .wire import Part, max_name_size, name_size, overhead, record_size
 
-__all__ = [
-    "Assemblies",
-    "Transfer",
-    "finish",
-    "max_name_size",
-    "name_size",
-    "prepare",
-    "record_size",
-]
+__all__ = ["Assemblies", "Transfer", "finish", "prepare"]
 
 _OVERHEAD = overhead()
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from .wire import MAX_DATAGRAM
+from .limits import MAX_DATAGRAM
 
 __all__ = ["Address", "MemoryNetwork", "Network", "Transport", "UdpNetwork"]
 

@@ -1,58 +1,41 @@
-"""The wire format: messages, and the one function that decodes untrusted bytes.
+"""The wire format: encoding messages, and the one function that decodes untrusted bytes.
 
 A datagram is one UTF-8 JSON object with a protocol version ``"proto": 1`` and
-a type tag ``"type"``; ``docs/protocol.md`` is the contract. Messages are attrs
-classes (un)structured by a private cattrs converter whose hooks refuse to
-coerce: ``"123"`` is not an int, ``true`` is not ``1``, a string is not a list.
-All functions that take network bytes end in ``_untrusted`` and raise only
-:class:`BadDatagram`.
+a type tag ``"type"``; ``docs/protocol.md`` is the contract. Messages
+(:mod:`.messages`) are (un)structured by a private cattrs converter whose hooks
+refuse to coerce: ``"123"`` is not an int, ``true`` is not ``1``, a string is
+not a list. All functions that take network bytes end in ``_untrusted`` and
+raise only :class:`BadDatagram`.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
-import re
 import typing
 from base64 import b64decode
 from collections.abc import Callable
 from typing import Any, Final
 
-import attrs
 import cattrs
 from cattrs.preconf.json import make_converter
 
+from .limits import (
+    MAX_COUNTER,
+    MAX_DATAGRAM,
+    MAX_HELD,
+    MAX_LINES,
+    MAX_NAME,
+    MAX_PARTS,
+    MAX_WANT_PARTS,
+    MIN_MTIME,
+    PROTOCOL,
+)
+from .messages import Digest, Info, InfoRequest, Message, Part, Want
+from .sizes import MAX_PATH, name_size
 from .state import FileMeta, Line
 
-__all__ = [
-    "MAX_DATAGRAM",
-    "MIN_DATAGRAM",
-    "PROTOCOL",
-    "BadDatagram",
-    "Digest",
-    "Info",
-    "InfoRequest",
-    "Message",
-    "Part",
-    "Want",
-    "decode_untrusted",
-    "encode",
-    "unique_keys",
-]
-
-PROTOCOL: Final = 1
-#: The largest UDP payload IPv4 can carry; nothing larger is ever sent.
-MAX_DATAGRAM: Final = 65_507
-#: The smallest ``max_datagram`` a config may choose: a part with one largest record fits.
-MIN_DATAGRAM: Final = 1_200
-
-MAX_NAME: Final = 64  # a peer's name, in characters
-MAX_LINES: Final = 4_096  # lines in one digest datagram
-MAX_HELD: Final = 12_000  # characters of a digest's summary: 72,000 peers
-MAX_WANT_PARTS: Final = 64  # part indexes one want may ask for
-MAX_PARTS: Final = 1 << 20  # parts of one transfer
-MAX_COUNTER: Final = (1 << 63) - 1  # generation, version, heartbeat, floor, seq, size
-MIN_MTIME: Final = -(1 << 63)
+__all__ = ["BadDatagram", "decode_untrusted", "encode", "unique_keys"]
 
 
 class BadDatagram(Exception):
@@ -62,84 +45,6 @@ class BadDatagram(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
 
-
-@attrs.frozen
-class Digest:
-    """The sender's summary: one line per origin it holds (or a selection).
-
-    ``reply`` asks the receiver to answer with a digest of its own, which makes
-    one push-pull exchange. ``held``, when not empty, summarises every origin
-    the sender holds, one bit per peer of the roster whose fingerprint is
-    ``roster`` (see :class:`.digests.Roster`).
-    """
-
-    sender: str
-    reply: bool
-    lines: tuple[Line, ...]
-    roster: int = 0
-    held: str = ""
-
-
-@attrs.frozen
-class Want:
-    """Asks the receiver for ``origin``'s metadata at ``(generation, version)`` or newer.
-
-    ``have_generation``/``have_version`` say what the asker holds (-1 for nothing),
-    so the holder can send a delta. A non-empty ``parts`` continues a transfer:
-    the holder sends exactly those parts of the transfer from ``base``.
-    """
-
-    sender: str
-    origin: str
-    generation: int
-    version: int
-    have_generation: int
-    have_version: int
-    base: int
-    parts: tuple[int, ...]
-
-
-@attrs.frozen
-class Part:
-    """One part of a transfer of ``origin``'s metadata at ``(generation, version)``.
-
-    ``base`` is -1 for the whole list, else the version of the same generation
-    the records apply to. ``total`` is the number of records in all ``count`` parts.
-    """
-
-    sender: str
-    origin: str
-    generation: int
-    version: int
-    heartbeat: int
-    floor: int
-    base: int
-    index: int
-    count: int
-    total: int
-    files: tuple[FileMeta, ...]
-
-
-@attrs.frozen
-class InfoRequest:
-    """Asks a peer for parts of a snapshot of its view (``--info``)."""
-
-    nonce: int
-    parts: tuple[int, ...]
-
-
-@attrs.frozen
-class Info:
-    """One part of a snapshot: ``data`` of all ``count`` parts joined is a JSON text."""
-
-    sender: str
-    nonce: int
-    index: int
-    count: int
-    data: str
-
-
-Message = Digest | Want | Part | InfoRequest | Info
 
 # Only ever append to this table: a tag, once used, keeps its meaning.
 _TAGS: Final[dict[str, type[Message]]] = {
@@ -270,52 +175,6 @@ def decode_untrusted(data: bytes) -> Message:
     return message
 
 
-#: The characters JSON escapes when it writes a string (``json.dumps`` with
-#: ``ensure_ascii=False``): quote, backslash and the controls.
-_escaped: Final = re.compile(r'[\x00-\x1f"\\]').search
-
-
-def name_size(name: str) -> int:
-    """Bytes of a file name as a record carries it: UTF-8, JSON escapes and quotes.
-
-    A name without a character JSON escapes (almost every name) travels as
-    its UTF-8 bytes in quotes: no need to write it as JSON to measure it.
-    ``UnicodeEncodeError`` for a name with a lone surrogate, which cannot travel."""
-    if _escaped(name) is None:
-        return len(name.encode()) + 2
-    return len(json.dumps(name, ensure_ascii=False).encode())
-
-
-def record_size(f: FileMeta) -> int:
-    """Encoded size of one record as :func:`encode` writes it, with its comma."""
-    numbers = len(str(f.size)) + len(str(f.mtime_ns)) + len(str(f.seq))
-    # [name,size,mtime_ns,seq,deleted] : brackets, four commas, the boolean, a comma
-    return name_size(f.name) + numbers + 6 + (4 if f.deleted else 5) + 1
-
-
-def overhead() -> int:
-    """An upper bound on a part's size without its records."""
-    big, name = MAX_COUNTER, "x" * MAX_NAME
-    empty = Part(name, name, big, big, big, big, big, MAX_PARTS, MAX_PARTS, big, ())
-    return len(encode(empty)) + 16
-
-
-def max_name_size(max_datagram: int) -> int:
-    """The largest :func:`name_size` whose record, whatever its numbers, fits a
-    part of ``max_datagram`` bytes. A record is never split: a longer name
-    would make a part larger than ``max_datagram``."""
-    widest = record_size(FileMeta("", MAX_COUNTER, MIN_MTIME, MAX_COUNTER))
-    return max_datagram - overhead() - widest + name_size("")
-
-
-#: Bytes sealing with a cluster key adds to a datagram (see :mod:`.keyring`).
-SEAL_OVERHEAD: Final = 1 + 12 + 16  # version byte, nonce, AES-GCM tag
-
-#: The longest file name, in bytes as it travels (:func:`name_size`): its record
-#: fits a part at the smallest ``max_datagram``, sealed, so every peer can pass it on.
-MAX_PATH: Final = max_name_size(MIN_DATAGRAM - SEAL_OVERHEAD)
-
-
 def _bad_counter(value: int, low: int = 0) -> bool:
     return not low <= value <= MAX_COUNTER
 
@@ -374,6 +233,9 @@ def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per ru
                 )
                 if not counters_ok or _bad_peer(line.origin):
                     return "digest line"
+            # Two lines about one origin: which one counts would be a guess.
+            if len({line.origin for line in lines}) != len(lines):
+                return "digest repeats an origin"
         case Want():
             wanted = (message.generation, message.version)
             haves = (message.have_generation, message.have_version, message.base)
@@ -382,30 +244,13 @@ def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per ru
                 or _bad_peer(message.origin)
                 or any(_bad_counter(c) for c in wanted)
                 or any(_bad_counter(c, -1) for c in haves)
+                or not message.base < message.version
                 or len(message.parts) > MAX_WANT_PARTS
                 or any(not 0 <= p < MAX_PARTS for p in message.parts)
             ):
                 return "want"
         case Part():
-            counters = (
-                message.generation,
-                message.version,
-                message.heartbeat,
-                message.floor,
-                message.total,
-            )
-            if (
-                _bad_peer(message.sender)
-                or _bad_peer(message.origin)
-                or any(_bad_counter(c) for c in counters)
-                or not -1 <= message.base < message.version
-                or not 0 <= message.index < message.count <= MAX_PARTS
-            ):
-                return "part"
-            for f in message.files:
-                problem = _check_file(f)
-                if problem:
-                    return problem
+            return _check_part(message)
         case InfoRequest(nonce, parts):
             if _bad_counter(nonce) or len(parts) > MAX_WANT_PARTS:
                 return "info request"
@@ -416,4 +261,31 @@ def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per ru
                 return "info"
             if _bad_text(message.data):
                 return "info"
+    return ""
+
+
+def _check_part(part: Part) -> str:
+    counters = (part.generation, part.version, part.heartbeat, part.floor, part.total)
+    if (
+        _bad_peer(part.sender)
+        or _bad_peer(part.origin)
+        or any(_bad_counter(c) for c in counters)
+        or part.floor > part.version
+        # A delta applies from ``base``, which the holder still reaches: floor <= base < version.
+        or not (part.base == -1 or part.floor <= part.base < part.version)
+        or not 0 <= part.index < part.count <= MAX_PARTS
+        # Every part of a transfer carries at least one record, but the one
+        # part of an empty list: no more parts than records, no more records than the total.
+        or part.count > max(1, part.total)
+        or len(part.files) > part.total
+        or (part.total > 0 and not part.files)
+    ):
+        return "part"
+    base, version = part.base, part.version
+    for f in part.files:
+        problem = _check_file(f)
+        if problem:
+            return problem
+        if not base < f.seq <= version:
+            return "file field"
     return ""
