@@ -27,10 +27,20 @@ import trio._core._run as _trio_run  # the scheduler's generator: no public way 
 from trio_gossip import Config, Entry, Intervals, MemoryNetwork, Peer, PeerConfig, Scan, ScanError
 from trio_gossip.config import DEFAULT_MAX_DATAGRAM
 from trio_gossip.keyring import Keyring
+from trio_gossip.messages import Message
 from trio_gossip.state import live_files
 from trio_gossip.transport import Address
 
-__all__ = ["GENERATION", "INTERVALS", "Folder", "Sim", "files_of", "make_config", "open_sim"]
+__all__ = [
+    "GENERATION",
+    "INTERVALS",
+    "Folder",
+    "Sim",
+    "files_of",
+    "handle",
+    "make_config",
+    "open_sim",
+]
 
 #: A folder: relative name -> (size, mtime_ns), as a scan reports it.
 Folder = dict[str, tuple[int, int]]
@@ -52,6 +62,11 @@ def make_config(
     """A cluster of ``names``, each at its own made-up address."""
     peers = {name: PeerConfig(f"10.0.0.{i + 1}", 7000) for i, name in enumerate(names)}
     return Config(peers=peers, intervals=intervals, max_datagram=max_datagram, keyring=keyring)
+
+
+def handle(peer: Peer, data: bytes, source: Address, now: float) -> list[Message]:
+    """What ``peer``'s node answers to one datagram, as messages."""
+    return [send.message for send in peer.node.receive_untrusted(data, source, now)]
 
 
 def files_of(entry: Entry) -> Folder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import trio
 import trio.testing
-from sim import INTERVALS, open_sim
+from sim import INTERVALS, handle, open_sim
 
 from trio_gossip import MemoryNetwork
 from trio_gossip.codec import decode_untrusted, encode
@@ -54,15 +54,15 @@ async def test_datagrams_without_the_key_are_dropped_and_counted(
         b = before["B"]
         news = Digest("B", True, (Line("B", b.generation, b.version + 1, b.heartbeat + 9),))
         now = trio.current_time()
-        assert a.handle_untrusted(encode(news), sim.address("B"), now) == []
-        assert a.handle_untrusted(OTHER.seal(encode(news)), sim.address("B"), now) == []
+        assert handle(a, encode(news), sim.address("B"), now) == []
+        assert handle(a, OTHER.seal(encode(news)), sim.address("B"), now) == []
         tampered = bytearray(KEY.seal(encode(news)))
         tampered[-1] ^= 1
-        assert a.handle_untrusted(bytes(tampered), sim.address("B"), now) == []
+        assert handle(a, bytes(tampered), sim.address("B"), now) == []
         assert a.view() == before
         assert a.statistics().rejected == {"not sealed": 1, "wrong key": 2}
         # The control: the same digest sealed with the key is acted on.
-        assert a.handle_untrusted(KEY.seal(encode(news)), sim.address("B"), now) != []
+        assert handle(a, KEY.seal(encode(news)), sim.address("B"), now) != []
 
 
 async def test_a_replayed_datagram_rolls_nothing_back(
@@ -80,7 +80,7 @@ async def test_a_replayed_datagram_rolls_nothing_back(
         replayed = 0
         for _, data, source, destination in list(network.captured):
             if destination == sim.address("A"):
-                a.handle_untrusted(data, source, trio.current_time())
+                handle(a, data, source, trio.current_time())
                 replayed += 1
         assert replayed > 10
         after = a.view()
@@ -106,7 +106,7 @@ async def test_a_replayed_datagram_does_not_bring_a_reaped_peer_back(
         # Replay everything C ever sent, and everything about C, to A.
         for _, data, source, destination in list(network.captured):
             if destination == sim.address("A"):
-                a.handle_untrusted(data, source, trio.current_time())
+                handle(a, data, source, trio.current_time())
         assert "C" not in a.view()
         assert "C" in a.reaped()
         assert trio.current_time() > stopped + 2 * reap
@@ -118,6 +118,6 @@ async def test_info_works_with_the_key(autojump_clock: trio.testing.MockClock) -
         a = sim.peers["A"]
         now = trio.current_time()
         clear = encode(InfoRequest(9, ()))
-        assert a.handle_untrusted(clear, ("192.0.2.9", 5), now) == []
-        replies = a.handle_untrusted(KEY.seal(clear), ("192.0.2.9", 5), now)
+        assert handle(a, clear, ("192.0.2.9", 5), now) == []
+        replies = handle(a, KEY.seal(clear), ("192.0.2.9", 5), now)
         assert replies and all(isinstance(r, Info) for r in replies)

@@ -18,14 +18,15 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from sim import GENERATION, Folder, Sim, files_of, make_config, open_sim
+from sim import GENERATION, Folder, Sim, files_of, handle, make_config, open_sim
 
 from trio_gossip import Entry, Intervals, Line, Peer, format_info
 from trio_gossip.codec import BadDatagram, decode_untrusted, encode
 from trio_gossip.digests import Roster
+from trio_gossip.infoserver import INFO_RATE
 from trio_gossip.limits import MAX_COUNTER, MAX_DATAGRAM, MIN_DATAGRAM
 from trio_gossip.messages import Digest, Info, InfoRequest, Message, Part, Want
-from trio_gossip.peer import INFO_RATE, WINDOW
+from trio_gossip.node import WINDOW
 from trio_gossip.state import FileMeta
 from trio_gossip.transfer import prepare
 from trio_gossip.transport import Address, MemoryNetwork
@@ -371,7 +372,7 @@ async def test_a_tombstone_at_a_key_at_least_ours_reaps_at_once_and_an_older_one
         assert h >= 1
 
         def tell_b(*lines: Line) -> None:
-            b.handle_untrusted(encode(Digest("A", False, lines)), sim.address("A"), now)
+            handle(b, encode(Digest("A", False, lines)), sim.address("A"), now)
             assert not b.statistics().rejected
 
         now = trio.current_time()
@@ -466,7 +467,7 @@ async def test_forged_datagrams_are_rejected_by_reason_and_change_nothing(
             now = trio.current_time()
             before = without_statistics(a.snapshot(now))
             rejected = dict(a.statistics().rejected)
-            assert a.handle_untrusted(encode(message), source, now) == []
+            assert handle(a, encode(message), source, now) == []
             assert without_statistics(a.snapshot(now)) == before, (reason, message)
             rejected[reason] = rejected.get(reason, 0) + 1
             assert a.statistics().rejected == rejected, message
@@ -475,13 +476,13 @@ async def test_forged_datagrams_are_rejected_by_reason_and_change_nothing(
         now = trio.current_time()
         _, _, digest = _forgeries(sim)[0]
         assert isinstance(digest, Digest)
-        replies = a.handle_untrusted(encode(digest), sim.address("B"), now)
+        replies = handle(a, encode(digest), sim.address("B"), now)
         assert a.view()["B"].heartbeat == digest.lines[0].heartbeat
         assert any(isinstance(m, Want) and m.origin == "C" for m in replies)
         assert any(isinstance(m, Digest) for m in replies)
         _, _, part = _forgeries(sim)[8]
         assert isinstance(part, Part)
-        assert a.handle_untrusted(encode(part), sim.address("B"), now) == []
+        assert handle(a, encode(part), sim.address("B"), now) == []
         assert files_of(a.view()["C"]) == {"evil.txt": (1, 1)}  # B is trusted, and lied
 
 
@@ -654,7 +655,7 @@ async def test_garbage_from_an_unconfigured_address_is_rejected_and_changes_noth
         requests = 0
         for data in _garbage(sim, rng, 3_000):
             rejected = sum(a.statistics().rejected.values())
-            replies = a.handle_untrusted(data, NOWHERE, now)
+            replies = handle(a, data, NOWHERE, now)
             _check_replies(a, replies)
             try:
                 message: Message | None = decode_untrusted(data)
@@ -680,7 +681,7 @@ async def test_garbage_never_crashes_a_receiver(autojump_clock: trio.testing.Moc
         garbage = _garbage(sim, rng, 3_000)
         # Straight into the receiver's decisions: nothing raises, every reply fits.
         for data in garbage:
-            _check_replies(a, a.handle_untrusted(data, rng.choice(sources), trio.current_time()))
+            _check_replies(a, handle(a, data, rng.choice(sources), trio.current_time()))
         # Through the network, at the running receive loops of every peer.
         for i, data in enumerate(d for d in garbage if len(d) <= MAX_DATAGRAM):
             target = rng.choice("ABCD")
@@ -775,19 +776,34 @@ async def test_snapshot_has_what_info_documents(autojump_clock: trio.testing.Moc
             assert needle in text
 
 
-async def test_a_line_nothing_can_outdo_is_rejected_not_obeyed(
+async def test_a_generation_far_ahead_of_the_wall_clock_is_refused(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # A forged line about A at the largest generation: refuting it would need a
-    # generation the wire cannot carry, and A would fall silent for everyone.
+    # One forged line at a huge generation used to freeze an origin: refuting
+    # it needs a generation the wire cannot carry, and nothing else outdoes it.
+    # A generation more than a year ahead of our wall clock is no restart:
+    # refused and counted (Cassandra's MAX_GENERATION_DIFFERENCE).
+    year = 365 * 24 * 3600 * SECOND
     async with open_sim("ABC", seed=93) as sim:
         await sim.wait_until(sim.converged, within=30)
         a = sim.peers["A"]
-        before = a.view()["A"]
-        forged = Digest("B", False, (Line("A", MAX_COUNTER, 1, 1),))
-        assert a.handle_untrusted(encode(forged), sim.address("B"), trio.current_time()) == []
-        assert a.view()["A"] == before
-        assert a.statistics().rejected == {"unrefutable": 1}
+        before = a.view()
+        now = trio.current_time()
+        for origin in "AC":
+            for generation in (MAX_COUNTER, GENERATION + year + 1):
+                forged = Digest("B", False, (Line(origin, generation, 1, 1),))
+                assert handle(a, encode(forged), sim.address("B"), now) == []
+        c = before["C"]
+        part = prepare("C", attrs.evolve(c, generation=GENERATION + 2 * year), -1, 8192)
+        assert handle(a, encode(part.part("B", 0, 0)), sim.address("B"), now) == []
+        assert a.view() == before
+        assert a.statistics().rejected == {"generation ahead": 5}
+        # Within the year, it is a restart we did not make: outdone at once.
+        ahead = GENERATION + year - 1
+        forged = Digest("B", False, (Line("A", ahead, 1, 1),))
+        handle(a, encode(forged), sim.address("B"), now)
+        assert a.view()["A"].generation == ahead + 1
+        assert a.statistics().refuted == 1
 
 
 async def test_info_answers_are_rate_limited(autojump_clock: trio.testing.MockClock) -> None:
@@ -796,11 +812,11 @@ async def test_info_answers_are_rate_limited(autojump_clock: trio.testing.MockCl
         now = float(math.floor(trio.current_time())) + 0.5
         sent = 0
         for nonce in range(INFO_RATE + 5):
-            sent += len(a.handle_untrusted(encode(InfoRequest(nonce, ())), NOWHERE, now))
+            sent += len(handle(a, encode(InfoRequest(nonce, ())), NOWHERE, now))
         assert sent == INFO_RATE  # one part each: the snapshot of two empty folders is small
         assert a.statistics().rejected == {"info rate": 5}
         # The next second has a budget of its own.
-        assert len(a.handle_untrusted(encode(InfoRequest(0, ())), NOWHERE, now + 1)) == 1
+        assert len(handle(a, encode(InfoRequest(0, ())), NOWHERE, now + 1)) == 1
 
 
 async def test_a_digest_naming_an_origin_twice_is_refused_whole(
@@ -814,8 +830,8 @@ async def test_a_digest_naming_an_origin_twice_is_refused_whole(
         # The last line wins in a dict: [tombstone, live] would lose the tombstone.
         dead = attrs.evolve(news, reaped=True)
         for lines in [(news,) * 50, (dead, news)]:
-            replies = a.handle_untrusted(
-                encode(Digest("B", False, lines)), sim.address("B"), trio.current_time()
+            replies = handle(
+                a, encode(Digest("B", False, lines)), sim.address("B"), trio.current_time()
             )
             assert replies == []
         assert a.view()["C"] == c
@@ -857,7 +873,7 @@ async def test_a_summary_makes_the_answer_name_what_its_sender_lacks(
 
         def answer(reply: bool, fingerprint: int = roster.fingerprint) -> list[Message]:
             digest = Digest("p01", reply, (line,), fingerprint, summary)
-            return a.handle_untrusted(encode(digest), sim.address("p01"), trio.current_time())
+            return handle(a, encode(digest), sim.address("p01"), trio.current_time())
 
         # A push: the answer names every origin the pusher lacks, and summarises
         # what p00 holds: everyone.
@@ -895,12 +911,12 @@ async def test_a_peer_whose_own_summary_would_not_fit_still_reads_others(
         now = trio.current_time()
         c = Entry(GENERATION + 2, 1, 1, 0, (FileMeta("c.txt", 1, 1, 1),))
         part = prepare("C", c, -1, MIN_DATAGRAM).part("C", c.heartbeat, 0)
-        assert a.handle_untrusted(encode(part), sim.address("C"), now) == []
+        assert handle(a, encode(part), sim.address("C"), now) == []
         assert a.entry("C") == c
 
         roster = Roster.of(names)
         push = Digest("B", True, (Line("B", GENERATION + 1, 1, 1),))
-        replies = a.handle_untrusted(encode(push), sim.address("B"), now)
+        replies = handle(a, encode(push), sim.address("B"), now)
         assert [(type(m), getattr(m, "held", None)) for m in replies] == [
             (Want, None),
             (Digest, ""),
@@ -909,7 +925,7 @@ async def test_a_peer_whose_own_summary_would_not_fit_still_reads_others(
         answer = attrs.evolve(
             push, reply=False, roster=roster.fingerprint, held=roster.summary(roster.bits("AB"))
         )
-        *_, third = a.handle_untrusted(encode(answer), sim.address("B"), now)
+        *_, third = handle(a, encode(answer), sim.address("B"), now)
         assert isinstance(third, Digest)
         assert "C" in {line.origin for line in third.lines}
         nursery.cancel_scope.cancel()

@@ -247,14 +247,17 @@ def beat(own: Entry) -> Entry:
     return attrs.evolve(own, heartbeat=own.heartbeat + 1)
 
 
-def refute(own: Entry, seen: Key) -> Entry:
+def refute(own: Entry, seen: Key, wall: int = 0) -> Entry:
     """Outdo a key the cluster holds about us that is not below our own.
 
     That happens after a restart with a clock set back (the cluster remembers
     a later generation) or after we were reaped while alive. The content stays;
-    the generation moves past the one seen, so every holder takes ours.
+    the new generation is above the one seen and ours, and at least ``wall``
+    (the wall clock, ns): a generation is never made twice, even by a peer
+    that restarted with its clock behind, so one ``(generation, version)``
+    never names two file lists.
     """
-    generation = max(own.generation, seen[0]) + 1
+    generation = max(own.generation + 1, seen[0] + 1, wall)
     return first_entry(generation, {f.name: (f.size, f.mtime_ns) for f in live_files(own)})
 
 

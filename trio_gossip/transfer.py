@@ -10,6 +10,8 @@ so a half-received version is never shown. Pure: no I/O, time is passed in.
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
+from typing import Final
 
 import attrs
 
@@ -17,7 +19,21 @@ from .messages import Part
 from .sizes import overhead, record_size
 from .state import Entry, FileMeta, apply_delta, delta_records
 
-__all__ = ["Assemblies", "Transfer", "finish", "prepare"]
+__all__ = [
+    "ORIGIN_BYTES",
+    "TOTAL_BYTES",
+    "Assemblies",
+    "Prepared",
+    "TooLarge",
+    "Transfer",
+    "finish",
+    "prepare",
+]
+
+#: Bytes of parts (as they arrived) one transfer under way may hold, and all
+#: of them together: what a sender, honest or not, can make a receiver keep.
+ORIGIN_BYTES: Final = 64 << 20
+TOTAL_BYTES: Final = 256 << 20
 
 _OVERHEAD = overhead()
 
@@ -70,6 +86,31 @@ def prepare(origin: str, entry: Entry, base: int, max_datagram: int) -> Transfer
     )
 
 
+class TooLarge(ValueError):
+    """A transfer would take more than its byte budget: it is dropped."""
+
+
+@attrs.define
+class Prepared:
+    """The transfers a holder has split lately, so that the parts asked for
+    one by one are not split again each time (the last ``keep``)."""
+
+    room: int
+    keep: int = 64
+    _cache: OrderedDict[tuple[str, int, int, int], Transfer] = attrs.field(factory=OrderedDict)
+
+    def get(self, origin: str, entry: Entry, base: int) -> Transfer:
+        """``entry``'s transfer from ``base``; ``ValueError`` if no delta reaches it."""
+        key = (origin, entry.generation, entry.version, base)
+        transfer = self._cache.get(key)
+        if transfer is None:
+            transfer = prepare(origin, entry, base, self.room)
+            if len(self._cache) >= self.keep:
+                self._cache.popitem(last=False)
+            self._cache[key] = transfer
+        return transfer
+
+
 @attrs.define
 class _Assembly:
     key: tuple[int, int, int, int, int, int]  # generation, version, base, floor, count, total
@@ -77,6 +118,7 @@ class _Assembly:
     parts: dict[int, tuple[FileMeta, ...]]
     requested: set[int]
     touched: float
+    size: int = 0  # bytes of the parts kept, as they arrived
 
     def missing(self, limit: int) -> list[int]:
         count = self.key[4]
@@ -94,29 +136,50 @@ class Assemblies:
     """The transfers under way into one peer: at most one per origin, the newest."""
 
     window: int = 16
+    origin_bytes: int = ORIGIN_BYTES
+    total_bytes: int = TOTAL_BYTES
     _by_origin: dict[str, _Assembly] = attrs.field(factory=dict)
+    _size: int = 0
 
-    def add(self, part: Part, now: float) -> tuple[Entry | None, list[int]]:
-        """Keep ``part``. Returns the finished transfer's records as an entry
-        to merge (for a delta, still to be applied: see :func:`finish`), and
-        the parts to ask for next (empty while requested ones are outstanding).
-        ``ValueError`` if the finished parts hold another number of records
-        than they said."""
+    @property
+    def size(self) -> int:
+        """Bytes held by all transfers under way."""
+        return self._size
+
+    def add(self, part: Part, now: float, size: int = 0) -> tuple[Entry | None, list[int]]:
+        """Keep ``part`` (``size`` bytes as it arrived). Returns the finished
+        transfer's records as an entry to merge (for a delta, still to be
+        applied: see :func:`finish`), and the parts to ask for next (empty
+        while requested ones are outstanding). ``ValueError`` if the finished
+        parts hold another number of records than they said; :class:`TooLarge`
+        (and the transfer is dropped) if it would pass its byte budget."""
         key = (part.generation, part.version, part.base, part.floor, part.count, part.total)
         current = self._by_origin.get(part.origin)
         if current is None or current.key != key:
             if current is not None and current.key[:2] > key[:2]:
                 return None, []  # a part of an older transfer than the one under way
+            self._forget(part.origin)
             current = _Assembly(
                 key, part.heartbeat, {}, set(range(min(self.window, part.count))), now
             )
             self._by_origin[part.origin] = current
+        if part.index in current.parts:
+            size = 0  # a duplicate replaces its twin
+        elif current.size + size > self.origin_bytes:
+            self._forget(part.origin)
+            raise TooLarge(f"more than {self.origin_bytes} bytes in one transfer")
+        elif self._size + size > self.total_bytes:
+            if not current.parts:
+                self._forget(part.origin)
+            raise TooLarge(f"more than {self.total_bytes} bytes in all transfers")
         current.parts[part.index] = part.files
+        current.size += size
+        self._size += size
         current.heartbeat = max(current.heartbeat, part.heartbeat)
         current.touched = now
         current.requested.discard(part.index)
         if len(current.parts) == part.count:
-            del self._by_origin[part.origin]
+            self._forget(part.origin)
             records = tuple(r for i in range(part.count) for r in current.parts[i])
             if len(records) != part.total:
                 raise ValueError(f"{len(records)} records, the parts said {part.total}")
@@ -137,16 +200,29 @@ class Assemblies:
         current.requested = set(nxt)
         return current.key[2], nxt
 
-    def drop(self, origin: str, upto: tuple[int, int]) -> None:
-        """Forget a transfer of ``origin`` that is not newer than ``upto`` content."""
+    def held(self, origin: str, entry: Entry | None) -> None:
+        """What we hold of ``origin`` is now ``entry``: forget a transfer under
+        way that it makes useless -- one not newer than it, or a delta from a
+        version we no longer hold alive (its parts would all be thrown away,
+        and asking for them again would ask for the same useless base)."""
         current = self._by_origin.get(origin)
-        if current is not None and current.key[:2] <= upto:
-            del self._by_origin[origin]
+        if current is None or entry is None:
+            return
+        generation, version, base = current.key[:3]
+        stale = (generation, version) <= entry.content
+        lost_base = base >= 0 and (entry.reaped or entry.content != (generation, base))
+        if stale or lost_base:
+            self._forget(origin)
 
     def expire(self, before: float) -> None:
         """Forget transfers no part of which arrived since ``before``."""
         for origin in [o for o, a in self._by_origin.items() if a.touched < before]:
-            del self._by_origin[origin]
+            self._forget(origin)
+
+    def _forget(self, origin: str) -> None:
+        gone = self._by_origin.pop(origin, None)
+        if gone is not None:
+            self._size -= gone.size
 
     def __len__(self) -> int:
         return len(self._by_origin)

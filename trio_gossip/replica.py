@@ -1,0 +1,82 @@
+"""One peer's replica of the cluster's metadata, with its books.
+
+The entries themselves merge by the pure rules of :mod:`.state`; the replica
+adds what a peer needs to know about them over time -- when each origin was
+last heard of (its key went up) and last changed (its files or its liveness),
+and a counter of changes that caches are keyed by. Pure: times are passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
+
+import attrs
+
+from .state import Entry
+
+__all__ = ["Replica"]
+
+T = TypeVar("T")
+
+
+@attrs.define
+class Replica:
+    """Every origin's entry (tombstones included), and when we heard of it."""
+
+    entries: dict[str, Entry] = attrs.field(factory=dict)
+    #: When each origin's key last went up in our replica.
+    heard: dict[str, float] = attrs.field(factory=dict)
+    #: When each origin's files or status last changed in our replica.
+    changed: dict[str, float] = attrs.field(factory=dict)
+    #: Goes up on every change of ``entries``.
+    version: int = 0
+    #: Goes up whenever an origin is added to (or removed from) ``entries``:
+    #: what caches of the set of origins are keyed by.
+    membership: int = 0
+    _cache: dict[str, tuple[int, object]] = attrs.field(factory=dict)
+
+    def put(self, origin: str, entry: Entry, now: float, *, changed: bool) -> None:
+        """Hold ``entry`` for ``origin``, heard of at ``now``; ``changed`` when
+        more than the heartbeat went up."""
+        if origin not in self.entries:
+            self.membership += 1
+        self.entries[origin] = entry
+        self.heard[origin] = now
+        if changed:
+            self.changed[origin] = now
+        self.version += 1
+
+    def get(self, origin: str) -> Entry | None:
+        return self.entries.get(origin)
+
+    def __getitem__(self, origin: str) -> Entry:
+        return self.entries[origin]
+
+    def __contains__(self, origin: object) -> bool:
+        return origin in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def items(self) -> Iterator[tuple[str, Entry]]:
+        return iter(self.entries.items())
+
+    def live(self) -> dict[str, Entry]:
+        """Every live origin's entry (tombstones left out)."""
+        return {o: e for o, e in self.entries.items() if not e.reaped}
+
+    def reaped(self) -> dict[str, Entry]:
+        return {o: e for o, e in self.entries.items() if e.reaped}
+
+    def per_membership(self, name: str, make: Callable[[Mapping[str, Entry]], T]) -> T:
+        """``make(entries)``, made again only after the set of origins changed."""
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == self.membership:
+            return hit[1]  # type: ignore[return-value]  # stored by this same name
+        value = make(self.entries)
+        self._cache[name] = (self.membership, value)
+        return value
