@@ -65,8 +65,9 @@ from bench.harness import (
     wait_until,
     write_out,
 )
+from trio_gossip.codec import encode
+from trio_gossip.messages import Digest, Info, InfoRequest, Part, Want
 from trio_gossip.state import FileMeta, Line
-from trio_gossip.wire import Digest, Info, InfoRequest, Part, Want, encode
 
 NAMES = ("A", "B", "C", "D")
 POOL = 4_000  # datagrams built ahead, sent in random order

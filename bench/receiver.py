@@ -73,7 +73,8 @@ from bench.harness import (
     write_out,
 )
 from trio_gossip import UdpNetwork
-from trio_gossip.wire import Part, Want, encode
+from trio_gossip.codec import encode
+from trio_gossip.messages import Part, Want
 
 BENCH = Path(__file__).resolve().parent
 #: How each trio peer receives and sends (``bench/run_peer.py``); "cli" is

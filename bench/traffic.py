@@ -32,9 +32,10 @@ import trio.testing
 
 from bench.rounds import simulated_peers
 from trio_gossip import Config, Intervals, MemoryNetwork, PeerConfig
+from trio_gossip.codec import decode_untrusted
+from trio_gossip.messages import Part
 from trio_gossip.state import live_files
 from trio_gossip.transport import Address
-from trio_gossip.wire import Part, decode_untrusted
 
 GENERATION = 1_700_000_000_000_000_000
 OUT = Path(__file__).resolve().parent / "out"

@@ -125,6 +125,7 @@ class Sim:
             scanner=self._scan,
             scan_in_thread=False,
         )
+        peer.leave_on_stop = False  # see stop(): a simulation's end is no leave
         scope = trio.CancelScope()
         stopped = trio.Event()
 
@@ -142,9 +143,13 @@ class Sim:
         self._stops[name] = (scope, stopped)
         return peer
 
-    async def stop(self, name: str) -> Peer:
-        """Cancel peer ``name`` (its socket closes with it); return the stopped peer."""
+    async def stop(self, name: str, *, leave: bool = False) -> Peer:
+        """Cancel peer ``name`` (its socket closes with it); return the stopped peer.
+
+        Without ``leave`` it stops as a crash does, telling no one; with it, as
+        a clean stop does, announcing that it leaves."""
         scope, stopped = self._stops.pop(name)
+        self.peers[name].leave_on_stop = leave
         scope.cancel()
         await stopped.wait()
         return self.peers.pop(name)

@@ -730,9 +730,12 @@ async def test_snapshot_has_what_info_documents(autojump_clock: trio.testing.Moc
                 "heartbeat",
                 "changed_ago",
                 "heard_ago",
+                "status",
+                "status_ago",
                 "file_count",
                 "files",
             }
+            assert shown["status"] == "alive"
             assert shown["version"] == entry.version
             assert shown["heartbeat"] == entry.heartbeat
             assert shown["generation"] == entry.generation
@@ -748,7 +751,7 @@ async def test_snapshot_has_what_info_documents(autojump_clock: trio.testing.Moc
         assert snapshot["origins"]["A"]["changed_ago"] == round(now - sim.started["A"], 3)
 
         tombstone = a.reaped()["D"]
-        assert snapshot["reaped"]["D"].keys() == {"generation", "version", "reaped_ago"}
+        assert snapshot["reaped"]["D"].keys() == {"generation", "version", "reaped_ago", "status"}
         assert snapshot["reaped"]["D"]["version"] == tombstone.version
         assert snapshot["reaped"]["D"]["generation"] == tombstone.generation
         assert 0 <= snapshot["reaped"]["D"]["reaped_ago"] <= 10 * ROUND

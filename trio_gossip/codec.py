@@ -31,7 +31,7 @@ from .limits import (
     MIN_MTIME,
     PROTOCOL,
 )
-from .messages import Digest, Info, InfoRequest, Message, Part, Want
+from .messages import Digest, Info, InfoRequest, Leave, Message, Part, Want
 from .sizes import MAX_PATH, name_size
 from .state import FileMeta, Line
 
@@ -53,6 +53,7 @@ _TAGS: Final[dict[str, type[Message]]] = {
     "part": Part,
     "info?": InfoRequest,
     "info": Info,
+    "leave": Leave,
 }
 _TAG_OF: Final = {cls: tag for tag, cls in _TAGS.items()}
 
@@ -256,6 +257,11 @@ def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per ru
                 return "info request"
             if any(not 0 <= p < MAX_PARTS for p in parts):
                 return "info request"
+        case Leave(sender, origin, generation, version, heartbeat):
+            if _bad_peer(sender) or _bad_peer(origin):
+                return "leave"
+            if any(_bad_counter(c) for c in (generation, version, heartbeat)):
+                return "leave"
         case Info(sender, nonce, index, count, _):
             if _bad_peer(sender) or _bad_counter(nonce) or not 0 <= index < count <= MAX_PARTS:
                 return "info"

@@ -77,6 +77,8 @@ def _origin_fields(
         "heartbeat": entry.heartbeat,
         "changed_ago": _ago(now, replica.changed.get(origin)),
         "heard_ago": 0.0 if origin == name else _ago(now, replica.heard.get(origin)),
+        "status": replica.status.get(origin, "alive"),
+        "status_ago": _ago(now, replica.status_since.get(origin)),
         "file_count": sum(1 for f in entry.files if not f.deleted),
     }
 
@@ -86,6 +88,7 @@ def _reaped_fields(origin: str, entry: Entry, replica: Replica, now: float) -> d
         "generation": entry.generation,
         "version": entry.version,
         "reaped_ago": _ago(now, replica.changed.get(origin)),
+        "status": replica.status.get(origin, "reaped"),
     }
 
 

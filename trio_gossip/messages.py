@@ -10,7 +10,7 @@ import attrs
 
 from .state import FileMeta, Line
 
-__all__ = ["Digest", "Info", "InfoRequest", "Message", "Part", "Want"]
+__all__ = ["Digest", "Info", "InfoRequest", "Leave", "Message", "Part", "Want"]
 
 
 @attrs.frozen
@@ -89,4 +89,20 @@ class Info:
     data: str
 
 
-Message = Digest | Want | Part | InfoRequest | Info
+@attrs.frozen
+class Leave:
+    """``origin`` left the cluster at ``(generation, version, heartbeat)``.
+
+    Sent by a stopping peer about itself (one heartbeat past its last), and
+    passed on by those who hear it, like any news: every holder replaces the
+    origin's entry with a tombstone at that key and shows the origin as left.
+    """
+
+    sender: str
+    origin: str
+    generation: int
+    version: int
+    heartbeat: int
+
+
+Message = Digest | Want | Part | InfoRequest | Info | Leave

@@ -39,8 +39,8 @@ from .digests import MIN_LINE, Roster, ahead_of, select
 from .events import Event, Kind, diff
 from .infoserver import InfoServer, snapshot
 from .limits import MAX_COUNTER
-from .messages import Digest, Info, InfoRequest, Message, Part, Want
-from .replica import Replica
+from .messages import Digest, Info, InfoRequest, Leave, Message, Part, Want
+from .replica import Replica, Status
 from .rumors import RumorQueue
 from .state import (
     Entry,
@@ -69,6 +69,8 @@ REJECT_LOG_EVERY: Final = 10.0
 #: A generation further ahead of our wall clock than this (ns: a year, as
 #: Cassandra's ``MAX_GENERATION_DIFFERENCE``) is no peer's restart: refused.
 AHEAD: Final = 365 * 24 * 3600 * 10**9
+#: Peers a leaving peer tells itself; they pass it on like any news.
+LEAVE_FANOUT: Final = 4
 
 
 @attrs.frozen
@@ -131,6 +133,10 @@ class Node:
         self._rejected: Counter[str] = Counter()
         self._reject_logged: dict[str, tuple[float, int]] = {}
         self._events: list[Event] = []
+        #: When a valid datagram from another peer last arrived, and whether
+        #: we said that none came for a while.
+        self._last_heard = -math.inf
+        self._isolated = False
 
     # -- what the node knows -----------------------------------------------------
 
@@ -172,6 +178,7 @@ class Node:
         """Publish our first version of this run (from the first scan): a new
         generation, from the wall clock."""
         self._counts["scans"] += 1
+        self._last_heard = now  # nobody yet, but nothing missed either
         self._publish(first_entry(self._wall_clock(), files), now, "joined")
 
     def scanned(self, files: Mapping[str, tuple[int, int]], now: float) -> bool:
@@ -190,6 +197,7 @@ class Node:
     def _publish(self, entry: Entry, now: float, kind: Kind) -> None:
         old = self.replica.get(self.name)
         self.replica.put(self.name, entry, now, changed=True)
+        self.replica.set_status(self.name, "alive", now)
         self._event(kind, self.name, old, entry, now)
 
     # -- inputs: ticks -----------------------------------------------------------
@@ -215,11 +223,32 @@ class Node:
             self._rumors.relayed(line.origin)
         if not lines:
             return []
-        return self._sends([Digest(self.name, False, lines)], self.config.address(target))
+        out: list[Message] = [Digest(self.name, False, lines)]
+        # A tombstone line says "gone"; a leave says how: relay that too.
+        status = self.replica.status
+        out += [
+            Leave(self.name, line.origin, line.generation, line.version, line.heartbeat)
+            for line in lines
+            if line.reaped and status.get(line.origin) == "left"
+        ]
+        return self._sends(out, self.config.address(target))
+
+    @property
+    def suspect_after(self) -> float:
+        """Seconds without news of an origin's heartbeat after which it is suspect.
+
+        News reaches every peer in about log2 N push rounds; a heartbeat can
+        take a few times that when it travels only in random samples. Three
+        times ``log2 N + 2`` rounds is clearly longer than a live origin's
+        silence, and it stays well before ``reap``.
+        """
+        intervals = self.config.intervals
+        rounds = 3 * (math.ceil(math.log2(len(self.config.peers))) + 2)
+        return min(rounds * intervals.push, intervals.reap / 2)
 
     def reap(self, now: float) -> float:
-        """Tombstones for the origins silent for ``reap`` seconds; returns when
-        the next one can be due."""
+        """Suspect the origins silent for :attr:`suspect_after`, tombstones for
+        those silent for ``reap`` seconds; returns when to look again."""
         after = self.config.intervals.reap
         replica = self.replica
         for origin in reap_due(replica.entries, replica.heard, now, after, self.name):
@@ -229,7 +258,41 @@ class Node:
             self._counts["reaped"] += 1
             log.info("%s: reaped %s (silent for %.1f s)", self.name, origin, silent)
         self._assemblies.expire(now - after)
-        return next_reaping(replica.entries, replica.heard, now, after, self.name)
+        due = next_reaping(replica.entries, replica.heard, now, after, self.name)
+        suspect = self.suspect_after
+        for origin, entry in replica.items():
+            if origin == self.name or entry.reaped or replica.status.get(origin) != "alive":
+                continue
+            if replica.heard[origin] + suspect <= now:
+                self._set_status(origin, "suspect", now)
+            else:
+                due = min(due, replica.heard[origin] + suspect)
+        if not self._isolated and self._last_heard + suspect <= now:
+            self._isolated = True
+            log.warning(
+                "%s: heard from no other peer for %.0f s (is the network or the config right?)",
+                self.name,
+                now - self._last_heard,
+            )
+        elif not self._isolated:
+            due = min(due, self._last_heard + suspect)
+        return due
+
+    def _heard_from_peer(self, now: float) -> None:
+        if self._isolated:
+            log.info("%s: hearing from other peers again", self.name)
+            self._isolated = False
+        self._last_heard = now
+
+    def leave(self, now: float) -> list[Send]:
+        """We stop: a tombstone of ours one heartbeat on, told to a few random
+        peers, who pass it on. Our replica holds it too: the node is done."""
+        own = beat(self.own)
+        self.replica.put(self.name, tombstone(own), now, changed=True)
+        self.replica.set_status(self.name, "left", now)
+        leave = Leave(self.name, self.name, own.generation, own.version, own.heartbeat)
+        targets = self.rng.sample(self._others, min(LEAVE_FANOUT, len(self._others)))
+        return [send for t in targets for send in self._sends([leave], self.config.address(t))]
 
     # -- inputs: datagrams -------------------------------------------------------
 
@@ -258,11 +321,15 @@ class Node:
             for line in message.lines:
                 if line.origin not in self.config.peers:
                     return self._reject("unknown origin", source, line.origin, now)
+            self._heard_from_peer(now)
             return self._on_digest(message, now)
         if message.origin not in self.config.peers:
             return self._reject("unknown origin", source, message.origin, now)
+        self._heard_from_peer(now)
         if isinstance(message, Want):
             return self._on_want(message)
+        if isinstance(message, Leave):
+            return self._on_leave(message, now)
         return self._on_part(message, now, len(data))
 
     def _reject(self, reason: str, source: Address, detail: str, now: float) -> list[Message]:
@@ -383,6 +450,23 @@ class Node:
             )
         ]
 
+    def _on_leave(self, leave: Leave, now: float) -> list[Message]:
+        if self._too_far_ahead(leave.generation):
+            return []
+        key = (leave.generation, leave.version, leave.heartbeat, True)
+        if leave.origin == self.name:
+            self._refute_if_outdone(key, now)  # we are here: outdo it
+            return []
+        held = self.replica.get(leave.origin)
+        tomb = Entry(*key[:3], reaped=True)
+        if newer(tomb, held):
+            self._take(leave.origin, tomb, now, left=True)
+            self._counts["accepted"] += 1
+        elif held is not None and held.key == tomb.key:
+            # The same tombstone, first heard of as a line: it left, not reaped.
+            self._set_status(leave.origin, "left", now)
+        return []
+
     def _on_info_request(self, request: InfoRequest, now: float) -> list[Message]:
         parts, refused = self._info.answer(
             request, now, self._header(), self.replica, lambda: attrs.asdict(self.statistics())
@@ -418,19 +502,23 @@ class Node:
             if newer(entry, self.replica.get(origin)) and self._take(origin, entry, now):
                 self._counts["accepted"] += 1
 
-    def _take(self, origin: str, entry: Entry, now: float) -> bool:
+    def _take(self, origin: str, entry: Entry, now: float, *, left: bool = False) -> bool:
         """Hold ``entry`` (newer than what we held) for another origin; whether
-        more than its heartbeat changed."""
+        more than its heartbeat changed. ``left``: a tombstone its origin made."""
         old = self.replica.get(origin)
         changed = old is None or (old.content, old.reaped) != (entry.content, entry.reaped)
         self.replica.put(origin, entry, now, changed=changed)
-        if not changed:
-            return False  # only the heartbeat went up
+        if not changed:  # only the heartbeat went up
+            if self.replica.status.get(origin) == "suspect":
+                self._set_status(origin, "alive", now)
+            return False
         self._rumors.add(origin)
         self._assemblies.held(origin, entry)
         if entry.reaped:
-            self._event("reaped", origin, old, entry, now)
-        elif old is None or old.reaped:
+            self._set_status(origin, "left" if left else "reaped", now)
+            return True
+        self.replica.set_status(origin, "alive", now)
+        if old is None or old.reaped:
             self._event("joined", origin, old, entry, now)
         elif old.generation != entry.generation:
             self._event("restarted", origin, old, entry, now)
@@ -438,8 +526,15 @@ class Node:
             self._event("changed", origin, old, entry, now)
         return True
 
+    def _set_status(self, origin: str, status: Status, now: float) -> None:
+        """A status change that is news of its own (not a new version): an event."""
+        entry = self.replica[origin]
+        if self.replica.set_status(origin, status, now):
+            self._event(status, origin, None, entry, now)
+
     def _event(self, kind: Kind, origin: str, old: Entry | None, new: Entry, now: float) -> None:
-        added, removed, changed = diff(old, new) if kind != "reaped" else ((), (), ())
+        with_files = kind in ("joined", "changed", "restarted")
+        added, removed, changed = diff(old, new) if with_files else ((), (), ())
         self._events.append(
             Event(kind, origin, now, new.generation, new.version, added, removed, changed)
         )

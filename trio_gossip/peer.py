@@ -36,6 +36,9 @@ __all__ = ["Peer", "StartupError", "Statistics", "next_tick"]
 
 log = logging.getLogger("trio_gossip")
 
+#: Seconds a stopping peer may take to say that it leaves.
+LEAVE_TIME = 0.5
+
 
 @functools.lru_cache(maxsize=16)
 def _roster(names: tuple[str, ...]) -> Roster:
@@ -102,6 +105,9 @@ class Peer:
         self._scan_in_thread = scan_in_thread
         self._transport: Transport | None = None
         self._skipped: tuple[str, ...] = ()
+        #: On a stop (cancellation), tell the cluster that we leave; a
+        #: simulation sets it false to stop as a crash does.
+        self.leave_on_stop = True
 
     # -- what the peer knows -----------------------------------------------------
 
@@ -162,6 +168,8 @@ class Peer:
                 nursery.start_soon(self._reap_loop)
                 task_status.started(self.address)
         finally:
+            if self.leave_on_stop and self.name in self.node.replica:
+                await self._leave()
             self._transport.close()
             log.info("%s: stopped", self.name)
 
@@ -213,6 +221,15 @@ class Peer:
             await trio.sleep_until(due)
 
     # -- helpers of the tasks ----------------------------------------------------
+
+    async def _leave(self) -> None:
+        """Tell a few peers that we leave, within :data:`LEAVE_TIME`, even while
+        being cancelled: a stop is when it matters."""
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + LEAVE_TIME
+            sends = self.node.leave(trio.current_time())
+            await self._send(sends)
+            log.info("%s: left the cluster (told %d peers)", self.name, len(sends))
 
     async def _scan(self) -> Scan:
         if self._scan_in_thread:

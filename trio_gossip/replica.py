@@ -9,15 +9,19 @@ and a counter of changes that caches are keyed by. Pure: times are passed in.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import attrs
 
 from .state import Entry
 
-__all__ = ["Replica"]
+__all__ = ["Replica", "Status"]
 
 T = TypeVar("T")
+
+#: ``alive``: heard of lately; ``suspect``: nothing heard for longer than news
+#: takes to spread; ``left``: it said it leaves; ``reaped``: silent for ``reap``.
+Status = Literal["alive", "suspect", "left", "reaped"]
 
 
 @attrs.define
@@ -29,6 +33,9 @@ class Replica:
     heard: dict[str, float] = attrs.field(factory=dict)
     #: When each origin's files or status last changed in our replica.
     changed: dict[str, float] = attrs.field(factory=dict)
+    #: Each origin's status, and since when.
+    status: dict[str, Status] = attrs.field(factory=dict)
+    status_since: dict[str, float] = attrs.field(factory=dict)
     #: Goes up on every change of ``entries``.
     version: int = 0
     #: Goes up whenever an origin is added to (or removed from) ``entries``:
@@ -46,6 +53,15 @@ class Replica:
         if changed:
             self.changed[origin] = now
         self.version += 1
+
+    def set_status(self, origin: str, status: Status, now: float) -> bool:
+        """Whether ``origin``'s status changed to ``status``."""
+        if self.status.get(origin) == status:
+            return False
+        self.status[origin] = status
+        self.status_since[origin] = now
+        self.version += 1
+        return True
 
     def get(self, origin: str) -> Entry | None:
         return self.entries.get(origin)
