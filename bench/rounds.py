@@ -80,6 +80,7 @@ def simulated_peers(
             wall_clock=lambda: GENERATION,
             scanner=scanner,
             scan_in_thread=False,
+            watch=False,
         )
         for name in config.peers
     ]

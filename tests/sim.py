@@ -124,6 +124,7 @@ class Sim:
             wall_clock=lambda: generation,
             scanner=self._scan,
             scan_in_thread=False,
+            watch=False,  # folders are dicts here; tests/test_watch.py watches real ones
         )
         peer.leave_on_stop = False  # see stop(): a simulation's end is no leave
         scope = trio.CancelScope()

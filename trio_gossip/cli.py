@@ -105,23 +105,30 @@ def _allow_sockets(count: int) -> None:
 
 
 async def serve(config: Config, names: Sequence[str]) -> None:
-    """Run the peers ``names`` until SIGINT or SIGTERM."""
+    """Run the peers ``names`` until SIGINT or SIGTERM; SIGHUP rescans their folders."""
     _allow_sockets(len(names))
     network = UdpNetwork()
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    peers: list[Peer] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
 
-            async def stop_on_signal() -> None:
+            async def on_signal() -> None:
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        log.info("SIGHUP received, rescanning")
+                        for peer in peers:
+                            peer.rescan_now()
+                        continue
                     log.info("%s received, stopping", signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
                     return
 
             # Watching from the start: a signal also stops a long start (--all).
-            nursery.start_soon(stop_on_signal)
+            nursery.start_soon(on_signal)
             for name in names:
                 peer = Peer(name, config, network=network, folder=_folder(config, name))
                 await nursery.start(peer.run)
+                peers.append(peer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

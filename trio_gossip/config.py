@@ -72,6 +72,8 @@ class Config:
     peers: Mapping[str, PeerConfig]
     intervals: Intervals = Intervals()
     max_datagram: int = DEFAULT_MAX_DATAGRAM
+    #: Watch each folder for changes and rescan at once (``scan`` stays as the safety net).
+    watch: bool = True
     #: The directory relative folders (and ``key_file``) resolve against.
     base: Path = attrs.field(default=Path("."), eq=False)
     #: From the file's ``keys`` or ``key_file``; empty: datagrams travel in clear.
@@ -134,6 +136,7 @@ def _object_first(cls: type) -> Any:
 _converter.register_structure_hook_factory(attrs.has, _object_first)
 _converter.register_structure_hook(int, _strict(int, "an integer"))
 _converter.register_structure_hook(str, _strict(str, "a string"))
+_converter.register_structure_hook(bool, _strict(bool, "true or false"))
 _converter.register_structure_hook(float, _seconds)
 
 

@@ -38,6 +38,8 @@ log = logging.getLogger("trio_gossip")
 
 #: Seconds a stopping peer may take to say that it leaves.
 LEAVE_TIME = 0.5
+#: Milliseconds without a new change after which the watcher reports a burst.
+WATCH_STEP = 50
 
 
 @functools.lru_cache(maxsize=16)
@@ -86,6 +88,7 @@ class Peer:
         wall_clock: Callable[[], int] = time.time_ns,
         scanner: Callable[[Path], Scan] = scan_folder,
         scan_in_thread: bool = True,
+        watch: bool | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -103,6 +106,9 @@ class Peer:
         self._network = network
         self._scanner = scanner
         self._scan_in_thread = scan_in_thread
+        #: Watch the folder for changes (default: the config's ``watch``).
+        self.watch = config.watch if watch is None else watch
+        self._rescan = trio.Event()
         self._transport: Transport | None = None
         self._skipped: tuple[str, ...] = ()
         #: On a stop (cancellation), tell the cluster that we leave; a
@@ -166,6 +172,8 @@ class Peer:
                 nursery.start_soon(self._push_loop)
                 nursery.start_soon(self._relay_loop)
                 nursery.start_soon(self._reap_loop)
+                if self.watch:
+                    nursery.start_soon(self._watch_loop)
                 task_status.started(self.address)
         finally:
             if self.leave_on_stop and self.name in self.node.replica:
@@ -181,12 +189,22 @@ class Peer:
             data, source = await self._transport.receive()
             await self._send(self.node.receive_untrusted(data, source, trio.current_time()))
 
+    def rescan_now(self) -> None:
+        """Scan the folder as soon as the last scan allows (SIGHUP, the watcher)."""
+        self._rescan.set()
+
     async def _scan_loop(self) -> NoReturn:
         interval = self.config.intervals.scan
         deadline = trio.current_time()
+        earliest = -math.inf  # the next asked-for scan, after the last one's cost
         while True:
             deadline = next_tick(deadline, interval, trio.current_time())
-            await trio.sleep_until(deadline)
+            with trio.move_on_at(deadline):
+                await self._rescan.wait()
+                # Asked for: at once, but never scanning more than a third of the time.
+                await trio.sleep_until(earliest)
+            self._rescan = trio.Event()
+            began = trio.current_time()
             try:
                 scan = await self._scan()
             except ScanError as exc:
@@ -195,8 +213,48 @@ class Peer:
                     "%s: scan failed, keeping version %d: %s", self.name, self.node.own.version, exc
                 )
                 continue
+            finally:
+                took = trio.current_time() - began
+                earliest = trio.current_time() + 2 * took
             self.node.scanned(scan.files, trio.current_time())
             await self._send([])
+
+    async def _watch_loop(self) -> None:
+        """Ask for a scan whenever something in the folder changes; the periodic
+        scan stays as the safety net, and the only scan where watching fails."""
+        try:
+            from watchfiles import awatch
+        except ImportError:  # pragma: no cover -- a dependency; said once, then polled
+            log.warning(
+                "%s: watchfiles is missing: scanning every %g s only",
+                self.name,
+                self.config.intervals.scan,
+            )
+            return
+        stop = trio.Event()
+
+        async def stop_on_cancel() -> None:
+            # The watching thread cannot be cancelled: it stops when ``stop`` is set.
+            try:
+                await trio.sleep_forever()
+            finally:
+                stop.set()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stop_on_cancel)
+                async for _ in awatch(
+                    self.folder, watch_filter=None, step=WATCH_STEP, stop_event=stop
+                ):
+                    self.rescan_now()
+        except (OSError, RuntimeError) as exc:
+            log.warning(
+                "%s: cannot watch %s (%s): scanning every %g s only",
+                self.name,
+                self.folder,
+                exc,
+                self.config.intervals.scan,
+            )
 
     async def _push_loop(self) -> NoReturn:
         interval = self.config.intervals.push
