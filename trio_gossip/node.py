@@ -26,7 +26,6 @@ import logging
 import math
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -35,8 +34,11 @@ import attrs
 
 from .codec import BadDatagram, decode_untrusted, encode
 from .config import Config
-from .digests import MIN_LINE, Roster, ahead_of, select
+from .counters import Counters, Statistics
+from .digests import Roster, ahead_of, select
 from .events import Event, Kind, diff
+from .fetch import Fetcher, Refused
+from .gossip import DigestWriter
 from .infoserver import InfoServer, snapshot
 from .limits import MAX_COUNTER
 from .messages import Digest, Info, InfoRequest, Leave, Message, Part, Want
@@ -44,7 +46,6 @@ from .replica import Replica, Status
 from .rumors import RumorQueue
 from .state import (
     Entry,
-    Line,
     beat,
     first_entry,
     newer,
@@ -55,7 +56,7 @@ from .state import (
     rescan,
     tombstone,
 )
-from .transfer import Assemblies, Prepared, TooLarge, finish
+from .transfer import Assemblies, Prepared
 from .transport import Address
 
 __all__ = ["AHEAD", "WINDOW", "Node", "Send", "Statistics"]
@@ -64,8 +65,6 @@ log = logging.getLogger("trio_gossip")
 
 #: Parts a holder sends at once, and a receiver asks for at once.
 WINDOW: Final = 16
-#: Seconds between two log lines about rejected datagrams of one reason.
-REJECT_LOG_EVERY: Final = 10.0
 #: A generation further ahead of our wall clock than this (ns: a year, as
 #: Cassandra's ``MAX_GENERATION_DIFFERENCE``) is no peer's restart: refused.
 AHEAD: Final = 365 * 24 * 3600 * 10**9
@@ -80,22 +79,6 @@ class Send:
     data: bytes
     address: Address
     message: Message
-
-
-@attrs.frozen
-class Statistics:
-    """A snapshot of a peer's counters."""
-
-    datagrams_in: int
-    datagrams_out: int
-    bytes_in: int
-    bytes_out: int
-    rejected: Mapping[str, int]
-    accepted: int
-    reaped: int
-    refuted: int
-    scans: int
-    scan_failures: int
 
 
 class Node:
@@ -128,10 +111,14 @@ class Node:
         self.replica = Replica()
         self._assemblies = Assemblies(WINDOW)
         self._prepared = Prepared(self._room)
+        self._fetch = Fetcher(name, self.replica, WINDOW, self._assemblies, self._prepared)
+        self._digests = DigestWriter(
+            name, self.replica, self._roster, self._rumors, self.rng, self._room
+        )
         self._info = InfoServer(name, self._room)
-        self._counts: Counter[str] = Counter()
-        self._rejected: Counter[str] = Counter()
-        self._reject_logged: dict[str, tuple[float, int]] = {}
+        self._counters = Counters(name)
+        self._counts = self._counters.counts
+        self._rejected = self._counters.rejected
         self._events: list[Event] = []
         #: When a valid datagram from another peer last arrived, and whether
         #: we said that none came for a while.
@@ -149,19 +136,7 @@ class Node:
         return self.replica.live()
 
     def statistics(self) -> Statistics:
-        c = self._counts
-        return Statistics(
-            c["datagrams_in"],
-            c["datagrams_out"],
-            c["bytes_in"],
-            c["bytes_out"],
-            dict(self._rejected),
-            c["accepted"],
-            c["reaped"],
-            c["refuted"],
-            c["scans"],
-            c["scan_failures"],
-        )
+        return self._counters.statistics()
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """What ``--info --json`` shows: every origin, its version, ages and files."""
@@ -207,9 +182,7 @@ class Node:
         answer goes to a random other peer."""
         self.replica.put(self.name, beat(self.own), now, changed=False)
         target = self.config.address(self.rng.choice(self._others))
-        roster, held = self._summary()
-        lines = self._digest_lines((), self._room - len(held))
-        return self._sends([Digest(self.name, True, lines, roster, held)], target)
+        return self._sends([self._digests.push()], target)
 
     def relay(self, now: float) -> list[Send]:
         """A relay round: the freshest news to a random third peer."""
@@ -217,7 +190,7 @@ class Node:
             return []
         target = self.rng.choice(self._others)
         # A third peer: the origin knows its own news.
-        news = (line for line in self._news() if line.origin != target)
+        news = (line for line in self._digests.news() if line.origin != target)
         lines = select(news, (), self.replica.entries, self.rng, self._room)
         for line in lines:
             self._rumors.relayed(line.origin)
@@ -333,20 +306,7 @@ class Node:
         return self._on_part(message, now, len(data))
 
     def _reject(self, reason: str, source: Address, detail: str, now: float) -> list[Message]:
-        self._rejected[reason] += 1
-        last, count = self._reject_logged.get(reason, (-math.inf, 0))
-        if now - last >= REJECT_LOG_EVERY:
-            since = self._rejected[reason] - count
-            log.warning(
-                "%s: rejected %d datagram(s) (%s), last from %s:%d: %s",
-                self.name,
-                since,
-                reason,
-                source[0],
-                source[1],
-                detail[:100],
-            )
-            self._reject_logged[reason] = (now, self._rejected[reason])
+        self._counters.reject(reason, source, detail, now)
         return []
 
     def _too_far_ahead(self, generation: int) -> bool:
@@ -362,93 +322,41 @@ class Node:
         for line in lines:
             if line.origin == self.name:
                 self._refute_if_outdone(line.key, now)
-        self._accept(proven(self.replica.entries, others), now, digest.sender)
-        out: list[Message] = [want for line in others if (want := self._want(line)) is not None]
-        lacking = self._lacking(digest)
+        self._accept(proven(self.replica.entries, others), now)
+        out: list[Message] = [w for line in others if (w := self._fetch.want(line)) is not None]
+        lacking = self._digests.lacking(digest)
         if digest.reply:
             # Push-pull: first what the sender is missing, so it wants it back:
             # newer versions of the origins it listed, then origins it lacks.
-            roster, summary = self._summary()
-            first = itertools.chain(ahead_of(self.replica.entries, digest.lines), lacking)
-            answer = self._digest_lines(first, self._room - len(summary))
-            out.append(Digest(self.name, False, answer, roster, summary))
+            out.append(
+                self._digests.answer(
+                    itertools.chain(ahead_of(self.replica.entries, digest.lines), lacking)
+                )
+            )
         elif lacking:
             # The answer to our push summarised what its sender holds: the
             # third leg tells it the origins it lacks (Cassandra's ACK2).
-            out.append(Digest(self.name, False, self._digest_lines(lacking, self._room)))
+            out.append(Digest(self.name, False, self._digests.lines(lacking, self._room)))
         return out
 
-    def _want(self, line: Line) -> Want | None:
-        """A want for what ``line`` says is newer than what we hold, if anything."""
-        held = self.replica.get(line.origin)
-        if line.reaped or (held is not None and line.key <= held.key):
-            return None
-        base, parts = self._assemblies.resume(line.origin, line.generation, line.version)
-        have = (-1, -1) if held is None or held.reaped else held.content
-        return Want(
-            self.name, line.origin, line.generation, line.version, *have, base, tuple(parts)
-        )
-
     def _on_want(self, want: Want) -> list[Message]:
-        held = self.replica.get(want.origin)
-        if held is None or held.reaped or held.content < (want.generation, want.version):
-            return []  # we cannot serve it; someone else will
-        indexes: Iterable[int] | None = None
-        base = -1
-        if want.parts and held.content == (want.generation, want.version):
-            base, indexes = want.base, want.parts
-        elif (
-            want.have_generation == held.generation
-            and held.floor <= want.have_version < held.version
-        ):
-            base = want.have_version
-        try:
-            transfer = self._prepared.get(want.origin, held, base)
-        except ValueError:  # a delta we cannot make: send the whole list
-            transfer, indexes = self._prepared.get(want.origin, held, -1), None
-        if indexes is None:
-            indexes = range(min(WINDOW, len(transfer.parts)))
-        count = len(transfer.parts)
-        return [transfer.part(self.name, held.heartbeat, i) for i in indexes if i < count]
+        return list(self._fetch.serve(want))
 
-    def _on_part(self, part: Part, now: float, size: int) -> list[Message]:  # noqa: PLR0911
+    def _on_part(self, part: Part, now: float, size: int) -> list[Message]:
         if self._too_far_ahead(part.generation):
             return []
         if part.origin == self.name:
             self._refute_if_outdone((part.generation, part.version, part.heartbeat, False), now)
             return []
-        held = self.replica.get(part.origin)
-        key = (part.generation, part.version, part.heartbeat, False)
-        if held is not None and (
-            key <= held.key or (not held.reaped and (part.generation, part.version) <= held.content)
-        ):
-            return []  # we hold this version or a newer one
-        if part.base >= 0 and (
-            held is None or held.reaped or held.content != (part.generation, part.base)
-        ):
-            return []  # a delta from a version we no longer (or never) held: no use to us
-        source = self.config.address(part.sender)
-        what = f"{part.origin} version {part.version}"
-        try:
-            received, nxt = self._assemblies.add(part, now, size)
-        except TooLarge as exc:
-            return self._reject("transfer too large", source, f"{what}: {exc}", now)
-        except ValueError as exc:
-            return self._reject("inconsistent transfer", source, f"{what}: {exc}", now)
-        if received is not None:
-            entry = finish(received, part.base, held)
-            if entry is None:
-                return self._reject("inconsistent transfer", source, what, now)
-            self._accept({part.origin: entry}, now, part.sender)
-            return []
-        if not nxt:
-            return []
-        have = (-1, -1) if held is None or held.reaped else held.content
-        return [
-            Want(
-                self.name, part.origin, part.generation, part.version, *have, part.base, tuple(nxt)
+        outcome = self._fetch.receive(part, now, size)
+        if isinstance(outcome, Refused):
+            return self._reject(
+                outcome.reason, self.config.address(part.sender), outcome.detail, now
             )
-        ]
+        if isinstance(outcome, Entry):
+            self._accept({part.origin: outcome}, now)
+            return []
+        return [] if outcome is None else [outcome]
 
     def _on_leave(self, leave: Leave, now: float) -> list[Message]:
         if self._too_far_ahead(leave.generation):
@@ -495,7 +403,7 @@ class Node:
             new.generation,
         )
 
-    def _accept(self, incoming: Mapping[str, Entry], now: float, sender: str) -> None:
+    def _accept(self, incoming: Mapping[str, Entry], now: float) -> None:
         """Merge entries about other origins, and keep the books on what changed."""
         # merge(), one origin at a time: no copy of the whole replica per datagram.
         for origin, entry in incoming.items():
@@ -549,41 +457,6 @@ class Node:
     def _header(self) -> dict[str, Any]:
         host, port = self.address
         return {"peer": self.name, "address": f"{host}:{port}", "folder": str(self.folder)}
-
-    def _news(self) -> Iterable[Line]:
-        """Lines of origins with fresh news, the freshest first, made as they
-        are taken: no more than one datagram can carry."""
-        entries = self.replica.entries
-        return (Line.of(o, entries[o]) for o in self._rumors.freshest(self._room // MIN_LINE))
-
-    def _summary(self) -> tuple[int, str]:
-        """The roster's fingerprint and the summary of the origins we hold, or
-        ``(0, "")`` where the summary would take more than half a datagram."""
-        if self._roster.size > self._room // 2:
-            return 0, ""
-        return self._roster.fingerprint, self._roster.summary(self._held_bits())
-
-    def _held_bits(self) -> int:
-        """The roster bits of the origins we hold, tombstones included."""
-        return self.replica.per_membership("held bits", self._roster.bits)
-
-    def _lacking(self, digest: Digest) -> list[Line]:
-        """Lines of origins we hold and the digest's summary says its sender
-        does not, a random selection of what one datagram can carry."""
-        theirs = self._roster.read(digest.roster, digest.held) if digest.held else None
-        if theirs is None:
-            return []
-        names = self._roster.names_of(self._held_bits() & ~theirs)
-        names = self.rng.sample(names, min(len(names), self._room // MIN_LINE))
-        return [Line.of(origin, self.replica[origin]) for origin in names]
-
-    def _digest_lines(self, first: Iterable[Line], room: int) -> tuple[Line, ...]:
-        """One datagram (``room`` bytes) of lines: ours, ``first``, the news,
-        then a random sample."""
-        ours = Line.of(self.name, self.own)
-        origins = self.replica.per_membership("origins", list)
-        chain = itertools.chain((ours,), first, self._news())
-        return select(chain, origins, self.replica.entries, self.rng, room)
 
     def _sends(self, messages: Iterable[Message], address: Address) -> list[Send]:
         out = []
