@@ -140,7 +140,10 @@ class InfoServer:
             self._sent = (second, 0)
         if self._sent[1] >= INFO_RATE:
             return [], True
-        chunks = self._chunks(request.nonce, now, header, replica, statistics)
+        resuming = bool(request.parts)
+        chunks = self._chunks(request.nonce, now, header, replica, statistics, resuming=resuming)
+        if not chunks:
+            return [], False
         indexes = list(request.parts or range(min(WINDOW, len(chunks))))
         indexes = [i for i in indexes[: INFO_RATE - self._sent[1]] if i < len(chunks)]
         self._sent = (second, self._sent[1] + len(indexes))
@@ -154,6 +157,8 @@ class InfoServer:
         header: Mapping[str, Any],
         replica: Replica,
         statistics: Callable[[], Mapping[str, Any]],
+        *,
+        resuming: bool,
     ) -> list[str]:
         while self._nonces:
             oldest, (seen, _) = next(iter(self._nonces.items()))
@@ -161,8 +166,9 @@ class InfoServer:
                 break
             del self._nonces[oldest]
         known = self._nonces.get(nonce)
-        if known is not None and known[1] in self._kept:
-            return self._kept[known[1]]
+        if known is not None or resuming:
+            # Its own snapshot, or nothing: parts of two texts must never be joined.
+            return [] if known is None else self._kept.get(known[1], [])
         made = next(reversed(self._kept), None)
         if made is None or now - made >= SNAPSHOT_EVERY:
             made = now
