@@ -1,16 +1,23 @@
 """trio_gossip: peers that gossip the metadata of their folders over UDP, with trio.
 
-The public names, each from the module that owns it: the pure core
-(:mod:`.state`), the wire format (:mod:`.messages`, :mod:`.codec`), the
-transports (:mod:`.transport`), the configuration (:mod:`.config`), the
-cluster key (:mod:`.keyring`) and the running peer (:mod:`.peer`).
+The public names, each from the module that owns it: a peer to embed
+(:func:`.api.open_peer`, :class:`.peer.Peer`, its :class:`.members.Member`
+view and :class:`.events.Event` stream), the protocol without I/O
+(:class:`.node.Node`), the pure merge (:mod:`.state`), the wire format
+(:mod:`.messages`, :mod:`.codec`), the transports (:mod:`.transport`), the
+configuration (:mod:`.config`) and the cluster key (:mod:`.keyring`).
 """
 
+from .api import open_peer
 from .codec import BadDatagram, decode_untrusted, encode
 from .config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
+from .events import Event
+from .hub import Subscription
 from .info import NoAnswer, format_info, query
 from .keyring import Keyring, generate_key
+from .members import FileInfo, Member
 from .messages import Message
+from .node import Node, Send
 from .peer import Peer, StartupError, Statistics
 from .scanner import Scan, ScanError, scan_folder
 from .state import Entry, FileMeta, Line, merge
@@ -22,20 +29,26 @@ __all__ = [
     "Config",
     "ConfigError",
     "Entry",
+    "Event",
+    "FileInfo",
     "FileMeta",
     "Intervals",
     "Keyring",
     "Line",
+    "Member",
     "MemoryNetwork",
     "Message",
     "Network",
     "NoAnswer",
+    "Node",
     "Peer",
     "PeerConfig",
     "Scan",
     "ScanError",
+    "Send",
     "StartupError",
     "Statistics",
+    "Subscription",
     "Transport",
     "UdpNetwork",
     "decode_untrusted",
@@ -44,6 +57,7 @@ __all__ = [
     "generate_key",
     "load_config",
     "merge",
+    "open_peer",
     "parse_config",
     "query",
     "scan_folder",

@@ -31,7 +31,17 @@ from .limits import (
     MIN_MTIME,
     PROTOCOL,
 )
-from .messages import Digest, Info, InfoRequest, Leave, Message, Part, Want
+from .messages import (
+    Digest,
+    EventNote,
+    Info,
+    InfoRequest,
+    Leave,
+    Message,
+    Part,
+    Want,
+    WatchRequest,
+)
 from .sizes import MAX_PATH, name_size
 from .state import FileMeta, Line
 
@@ -54,6 +64,8 @@ _TAGS: Final[dict[str, type[Message]]] = {
     "info?": InfoRequest,
     "info": Info,
     "leave": Leave,
+    "watch?": WatchRequest,
+    "event": EventNote,
 }
 _TAG_OF: Final = {cls: tag for tag, cls in _TAGS.items()}
 
@@ -262,6 +274,11 @@ def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per ru
                 return "leave"
             if any(_bad_counter(c) for c in (generation, version, heartbeat)):
                 return "leave"
+        case WatchRequest(nonce):
+            if _bad_counter(nonce):
+                return "watch request"
+        case EventNote():
+            return _check_event(message)
         case Info(sender, nonce, index, count, _):
             if _bad_peer(sender) or _bad_counter(nonce) or not 0 <= index < count <= MAX_PARTS:
                 return "info"
@@ -294,4 +311,22 @@ def _check_part(part: Part) -> str:
             return problem
         if not base < f.seq <= version:
             return "file field"
+    return ""
+
+
+#: The kinds of event a note may name (see :mod:`.events`), and "watching",
+#: the answer to a ``watch?``.
+EVENT_KINDS: Final = frozenset(
+    ("watching", "joined", "changed", "restarted", "suspect", "alive", "left", "reaped")
+)
+
+
+def _check_event(note: EventNote) -> str:
+    if _bad_peer(note.sender) or _bad_peer(note.origin) or note.kind not in EVENT_KINDS:
+        return "event"
+    counters = (note.nonce, note.seq, note.generation, note.version, note.more)
+    if any(_bad_counter(c) for c in counters):
+        return "event"
+    if any(_bad_path(name) for names in (note.added, note.removed, note.changed) for name in names):
+        return "file name"
     return ""

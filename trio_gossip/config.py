@@ -74,6 +74,8 @@ class Config:
     max_datagram: int = DEFAULT_MAX_DATAGRAM
     #: Watch each folder for changes and rescan at once (``scan`` stays as the safety net).
     watch: bool = True
+    #: A shell command run for each event, with the event as JSON on its stdin.
+    on_change: str | None = None
     #: The directory relative folders (and ``key_file``) resolve against.
     base: Path = attrs.field(default=Path("."), eq=False)
     #: From the file's ``keys`` or ``key_file``; empty: datagrams travel in clear.

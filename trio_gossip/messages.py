@@ -10,7 +10,17 @@ import attrs
 
 from .state import FileMeta, Line
 
-__all__ = ["Digest", "Info", "InfoRequest", "Leave", "Message", "Part", "Want"]
+__all__ = [
+    "Digest",
+    "EventNote",
+    "Info",
+    "InfoRequest",
+    "Leave",
+    "Message",
+    "Part",
+    "Want",
+    "WatchRequest",
+]
 
 
 @attrs.frozen
@@ -105,4 +115,31 @@ class Leave:
     heartbeat: int
 
 
-Message = Digest | Want | Part | InfoRequest | Info | Leave
+@attrs.frozen
+class WatchRequest:
+    """Asks a peer to send its events to the sender's address for a while
+    (``--watch``); sent again to stay registered."""
+
+    nonce: int
+
+
+@attrs.frozen
+class EventNote:
+    """One event of a peer, to a watcher: ``seq`` counts the notes sent to
+    that watcher (a gap is notes lost); ``more`` counts the file names left
+    out of ``added``, ``removed`` and ``changed`` to fit the datagram."""
+
+    sender: str
+    nonce: int
+    seq: int
+    kind: str
+    origin: str
+    generation: int
+    version: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    more: int
+
+
+Message = Digest | Want | Part | InfoRequest | Info | Leave | WatchRequest | EventNote

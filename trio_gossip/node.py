@@ -41,7 +41,17 @@ from .fetch import Fetcher, Refused
 from .gossip import DigestWriter
 from .infoserver import InfoServer, snapshot
 from .limits import MAX_COUNTER
-from .messages import Digest, Info, InfoRequest, Leave, Message, Part, Want
+from .messages import (
+    Digest,
+    EventNote,
+    Info,
+    InfoRequest,
+    Leave,
+    Message,
+    Part,
+    Want,
+    WatchRequest,
+)
 from .replica import Replica, Status
 from .rumors import RumorQueue
 from .state import (
@@ -58,6 +68,7 @@ from .state import (
 )
 from .transfer import Assemblies, Prepared
 from .transport import Address
+from .watchers import Watchers
 
 __all__ = ["AHEAD", "WINDOW", "Node", "Send", "Statistics"]
 
@@ -116,6 +127,7 @@ class Node:
             name, self.replica, self._roster, self._rumors, self.rng, self._room
         )
         self._info = InfoServer(name, self._room)
+        self._watchers = Watchers(name, self._room)
         self._counters = Counters(name)
         self._counts = self._counters.counts
         self._rejected = self._counters.rejected
@@ -284,8 +296,10 @@ class Node:
             return self._reject(exc.reason, source, str(exc), now)
         if isinstance(message, InfoRequest):
             return self._on_info_request(message, now)
-        if isinstance(message, Info):
-            return self._reject("unexpected", source, "an info reply", now)
+        if isinstance(message, WatchRequest):
+            return self._on_watch_request(message, source, now)
+        if isinstance(message, Info | EventNote):
+            return self._reject("unexpected", source, f"a {type(message).__name__}", now)
         if message.sender not in self.config.peers:
             return self._reject("unknown sender", source, message.sender, now)
         if self._by_address.get(source) != message.sender or message.sender == self.name:
@@ -374,6 +388,23 @@ class Node:
             # The same tombstone, first heard of as a line: it left, not reaped.
             self._set_status(leave.origin, "left", now)
         return []
+
+    def _on_watch_request(
+        self, request: WatchRequest, source: Address, now: float
+    ) -> list[Message]:
+        note = self._watchers.register(source, request.nonce, now)
+        if note is None:
+            self._rejected["watchers full"] += 1
+            return []
+        return [note]
+
+    def to_watchers(self, events: list[Event], now: float) -> list[Send]:
+        """The datagrams that tell the watchers of ``events`` (see :mod:`.watchers`)."""
+        return [
+            send
+            for note, address in self._watchers.notes(events, now)
+            for send in self._sends([note], address)
+        ]
 
     def _on_info_request(self, request: InfoRequest, now: float) -> list[Message]:
         parts, refused = self._info.answer(

@@ -12,7 +12,6 @@ or bytes, runs scans and sends.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import logging
 import math
@@ -25,9 +24,13 @@ from typing import Any, NoReturn
 import trio
 
 from .config import Config
+from .counters import Statistics
 from .digests import Roster
-from .events import Event
-from .node import Node, Send, Statistics
+from .hooks import Hook
+from .hub import EventHub, Subscription
+from .logs import files, log_event, when
+from .members import Member, members
+from .node import Node, Send
 from .scanner import Scan, ScanError, scan_folder
 from .state import Entry
 from .transport import Address, Network, Transport
@@ -89,6 +92,7 @@ class Peer:
         scanner: Callable[[Path], Scan] = scan_folder,
         scan_in_thread: bool = True,
         watch: bool | None = None,
+        on_change: str | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -109,6 +113,11 @@ class Peer:
         #: Watch the folder for changes (default: the config's ``watch``).
         self.watch = config.watch if watch is None else watch
         self._rescan = trio.Event()
+        #: Subscribers of the peer's events (:meth:`events`).
+        self.hub = EventHub()
+        command = config.on_change if on_change is None else on_change
+        #: The event handler (``on_change``), if any.
+        self.hook = Hook(command, name) if command else None
         self._transport: Transport | None = None
         self._skipped: tuple[str, ...] = ()
         #: On a stop (cancellation), tell the cluster that we leave; a
@@ -136,6 +145,19 @@ class Peer:
         """What ``--info`` shows: every origin, its version, ages and files."""
         return self.node.snapshot(now)
 
+    def members(self, now: float | None = None) -> dict[str, Member]:
+        """Every origin this peer knows of (itself, the left and reaped
+        included), as of ``now`` (default: trio's clock)."""
+        at = trio.current_time() if now is None else now
+        return members(self.node.replica, self.name, at)
+
+    def events(self, buffer: int = 256) -> Subscription:
+        """The peer's events from now on: ``async with peer.events() as events:``,
+        then ``async for event in events``. A subscriber that falls more than
+        ``buffer`` events behind loses some (counted in its ``dropped``); it
+        never slows the peer."""
+        return self.hub.subscribe(buffer)
+
     # -- the supervisor ----------------------------------------------------------
 
     async def run(
@@ -162,8 +184,8 @@ class Peer:
                 *self.address,
                 self.folder,
                 own.generation,
-                _when(own.generation),
-                _files(len(scan.files)),
+                when(own.generation),
+                files(len(scan.files)),
             )
             self.node.take_events()  # our start, said above
             async with trio.open_nursery() as nursery:
@@ -174,11 +196,14 @@ class Peer:
                 nursery.start_soon(self._reap_loop)
                 if self.watch:
                     nursery.start_soon(self._watch_loop)
+                if self.hook is not None:
+                    nursery.start_soon(self.hook.run)
                 task_status.started(self.address)
         finally:
             if self.leave_on_stop and self.name in self.node.replica:
                 await self._leave()
             self._transport.close()
+            self.hub.close()
             log.info("%s: stopped", self.name)
 
     # -- the five tasks ----------------------------------------------------------
@@ -307,55 +332,16 @@ class Peer:
         return scan
 
     async def _send(self, sends: list[Send]) -> None:
-        """Send ``sends``, after logging what the node did since the last time."""
-        for event in self.node.take_events():
-            _log_event(self.name, event)
+        """Send ``sends``, after telling of what the node did since the last
+        time: the log, the subscribers, the hook, the watchers."""
+        events = self.node.take_events()
+        if events:
+            for event in events:
+                log_event(self.name, event)
+                self.hub.publish(event)
+                if self.hook is not None:
+                    self.hook.offer(event)
+            sends = sends + self.node.to_watchers(events, trio.current_time())
         assert self._transport is not None
         for send in sends:
             await self._transport.send(send.data, send.address)
-
-
-def _files(count: int) -> str:
-    return "1 file" if count == 1 else f"{count:,} files"
-
-
-def _when(generation: int) -> str:
-    """A generation (wall-clock nanoseconds at a start) as a time, UTC."""
-    try:
-        moment = datetime.datetime.fromtimestamp(generation / 1e9, datetime.UTC)
-    except (OverflowError, OSError, ValueError):
-        return "not a time"
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _names(names: tuple[str, ...], most: int = 3) -> str:
-    shown = ", ".join(repr(n) for n in names[:most])
-    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
-def _log_event(me: str, event: Event) -> None:
-    origin = "own" if event.origin == me else event.origin
-    if event.kind == "reaped":
-        log.info("%s: %s reaped (version %d)", me, origin, event.version)
-        return
-    what = [
-        f"{label} {len(names)}: {_names(names)}"
-        for label, names in (
-            ("added", event.added),
-            ("removed", event.removed),
-            ("changed", event.changed),
-        )
-        if names
-    ]
-    detail = "; ".join(what) or "no file changes"
-    if event.kind == "restarted":
-        log.info(
-            "%s: %s restarted (generation %s), version %d; %s",
-            me,
-            origin,
-            _when(event.generation),
-            event.version,
-            detail,
-        )
-    else:
-        log.info("%s: %s %s, version %d; %s", me, origin, event.kind, event.version, detail)

@@ -1,0 +1,46 @@
+"""A peer as a library: ``async with open_peer(config, name) as peer:``.
+
+The command line uses the same calls. Inside the block the peer runs (its
+five tasks in a nursery of its own); leaving the block stops it and tells
+the cluster that it leaves. :meth:`.peer.Peer.members` is what ``--info`` shows,
+as frozen objects; :meth:`.peer.Peer.events` is what changes, as it happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import trio
+
+from .config import Config
+from .peer import Peer
+from .transport import Network, UdpNetwork
+
+__all__ = ["open_peer"]
+
+
+@contextlib.asynccontextmanager
+async def open_peer(
+    config: Config,
+    name: str,
+    *,
+    folder: Path | None = None,
+    network: Network | None = None,
+) -> AsyncIterator[Peer]:
+    """Run peer ``name`` of ``config`` for the duration of the block.
+
+    ``folder`` defaults to the config's; ``network`` to real UDP. Raises
+    :class:`.peer.StartupError` (one line) if the peer cannot start.
+    """
+    where = folder if folder is not None else config.folder(name)
+    if where is None:
+        raise ValueError(f"peer {name}: no folder in the config; pass folder=")
+    peer = Peer(name, config, network=network or UdpNetwork(), folder=where)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(peer.run)
+        try:
+            yield peer
+        finally:
+            nursery.cancel_scope.cancel()
