@@ -15,14 +15,15 @@ import base64
 import binascii
 import os
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .codec import BadDatagram
 from .limits import SEAL_OVERHEAD
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["KEY_SIZES", "OVERHEAD", "Keyring", "generate_key", "parse_key"]
 
@@ -69,7 +70,13 @@ class Keyring:
     _ciphers: tuple[AESGCM, ...] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_ciphers", tuple(AESGCM(k) for k in self.keys))
+        # The AEAD library (8.9 MiB resident) is imported only by a cluster with a key.
+        ciphers: tuple[Any, ...] = ()
+        if self.keys:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            ciphers = tuple(AESGCM(k) for k in self.keys)
+        object.__setattr__(self, "_ciphers", ciphers)
 
     @classmethod
     def from_texts(cls, texts: Sequence[str]) -> Keyring:
@@ -93,6 +100,8 @@ class Keyring:
             return data
         if len(data) < OVERHEAD or data[:1] != _VERSION:
             raise BadDatagram("not sealed")
+        from cryptography.exceptions import InvalidTag  # imported already, with AESGCM
+
         nonce, sealed = data[1 : 1 + _NONCE], data[1 + _NONCE :]
         for cipher in self._ciphers:
             try:
