@@ -10,6 +10,7 @@ a time. Pure: the time is passed in.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 import attrs
 
@@ -17,8 +18,22 @@ from .messages import Part, Want
 from .replica import Replica
 from .state import Entry, Line
 from .transfer import Assemblies, Prepared, TooLarge, finish
+from .transport import Address
 
-__all__ = ["Fetcher", "Refused"]
+__all__ = ["RETRIES", "Fetcher", "Refused"]
+
+#: Times an unanswered want is asked again before it is left to the next digest.
+RETRIES: Final = 3
+
+
+@attrs.define
+class _Asked:
+    """A want sent and not answered yet: to whom, when, how many times."""
+
+    want: Want
+    address: Address
+    at: float
+    tries: int = 0
 
 
 @attrs.frozen
@@ -38,6 +53,7 @@ class Fetcher:
     window: int
     assemblies: Assemblies
     prepared: Prepared
+    _asked: dict[str, _Asked] = attrs.field(factory=dict)
 
     def want(self, line: Line) -> Want | None:
         """A want for what ``line`` says is newer than what we hold, if anything."""
@@ -74,6 +90,37 @@ class Fetcher:
         count = len(transfer.parts)
         return [transfer.part(self.name, held.heartbeat, i) for i in indexes if i < count]
 
+    def asked(self, want: Want, address: Address, now: float) -> None:
+        """``want`` went to ``address``: ask again if nothing comes back."""
+        current = self._asked.get(want.origin)
+        if current is not None and _asked_key(current.want) == _asked_key(want):
+            current.want, current.address, current.at = want, address, now
+        else:
+            self._asked[want.origin] = _Asked(want, address, now)
+
+    def overdue(self, now: float, after: float) -> list[tuple[Want, Address]]:
+        """The wants unanswered for ``after`` seconds, asked again (at most
+        :data:`RETRIES` times each): a lost want, or a lost part, costs a
+        fraction of a round instead of waiting for the next digest to name
+        the origin again."""
+        out: list[tuple[Want, Address]] = []
+        for origin, asked in list(self._asked.items()):
+            held = self.replica.get(origin)
+            wanted = _asked_key(asked.want)
+            done = held is not None and (
+                held.content >= wanted if not held.reaped else held.content > wanted
+            )
+            if done or asked.tries >= RETRIES:
+                del self._asked[origin]
+                continue
+            if now - asked.at < after:
+                continue
+            base, parts = self.assemblies.resume(origin, *wanted)
+            asked.want = Want(self.name, origin, *wanted, *_have(held), base, tuple(parts))
+            asked.at, asked.tries = now, asked.tries + 1
+            out.append((asked.want, asked.address))
+        return out
+
     def receive(  # noqa: PLR0911 -- one return per outcome
         self, part: Part, now: float, size: int
     ) -> Entry | Want | Refused | None:
@@ -96,7 +143,11 @@ class Fetcher:
             return Refused("transfer too large", f"{what}: {exc}")
         except ValueError as exc:
             return Refused("inconsistent transfer", f"{what}: {exc}")
+        asked = self._asked.get(part.origin)
+        if asked is not None:
+            asked.at = now  # progress: the holder answers
         if received is not None:
+            self._asked.pop(part.origin, None)
             entry = finish(received, part.base, held)
             return Refused("inconsistent transfer", what) if entry is None else entry
         if not nxt:
@@ -110,6 +161,10 @@ class Fetcher:
             part.base,
             tuple(nxt),
         )
+
+
+def _asked_key(want: Want) -> tuple[int, int]:
+    return (want.generation, want.version)
 
 
 def _have(held: Entry | None) -> tuple[int, int]:

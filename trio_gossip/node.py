@@ -194,12 +194,23 @@ class Node:
         answer goes to a random other peer."""
         self.replica.put(self.name, beat(self.own), now, changed=False)
         target = self.config.address(self.rng.choice(self._others))
-        return self._sends([self._digests.push()], target)
+        return self._sends([self._digests.push()], target) + self._retries(now)
+
+    def _retries(self, now: float) -> list[Send]:
+        """Wants unanswered for half a push round, asked again."""
+        after = self.config.intervals.push / 2
+        return [
+            send
+            for want, address in self._fetch.overdue(now, after)
+            for send in self._sends([want], address)
+        ]
 
     def relay(self, now: float) -> list[Send]:
-        """A relay round: the freshest news to a random third peer."""
+        """A relay round: the freshest news to a random third peer (and the
+        wants still unanswered)."""
+        retries = self._retries(now)
         if not self._rumors:
-            return []
+            return retries
         target = self.rng.choice(self._others)
         # A third peer: the origin knows its own news.
         news = (line for line in self._digests.news() if line.origin != target)
@@ -207,7 +218,7 @@ class Node:
         for line in lines:
             self._rumors.relayed(line.origin)
         if not lines:
-            return []
+            return retries
         out: list[Message] = [Digest(self.name, False, lines)]
         # A tombstone line says "gone"; a leave says how: relay that too.
         status = self.replica.status
@@ -216,7 +227,7 @@ class Node:
             for line in lines
             if line.reaped and status.get(line.origin) == "left"
         ]
-        return self._sends(out, self.config.address(target))
+        return self._sends(out, self.config.address(target)) + retries
 
     @property
     def suspect_after(self) -> float:
@@ -285,7 +296,11 @@ class Node:
         """Act on one datagram from ``source``; return the datagrams to send back."""
         self._counts["datagrams_in"] += 1
         self._counts["bytes_in"] += len(data)
-        return self._sends(self._handle_untrusted(data, source, now), source)
+        out = self._handle_untrusted(data, source, now)
+        for message in out:
+            if isinstance(message, Want):
+                self._fetch.asked(message, source, now)
+        return self._sends(out, source)
 
     def _handle_untrusted(  # noqa: PLR0911 -- one return per kind of datagram
         self, data: bytes, source: Address, now: float
