@@ -31,7 +31,7 @@ import trio
 
 from .config import Config
 from .digests import MIN_LINE, Roster, ahead_of, select
-from .scanner import Scan, ScanError, scan_folder
+from .scanner import Scan, ScanError, Skipped, scan_folder
 from .state import (
     Entry,
     Line,
@@ -153,7 +153,7 @@ class Peer:
         self._counts: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._reject_logged: dict[str, tuple[float, int]] = {}
-        self._skipped: tuple[str, ...] = ()
+        self._skipped = Skipped()
 
     # -- what the peer knows ---------------------------------------------------
 
@@ -398,15 +398,9 @@ class Peer:
             await trio.lowlevel.checkpoint()
             scan = self._scanner(self.folder)
         self._counts["scans"] += 1
-        skipped = scan.skipped
-        if skipped and skipped != self._skipped:
-            log.warning(
-                "%s: %d file names cannot travel (not UTF-8 or too long), e.g. %r",
-                self.name,
-                len(skipped),
-                skipped[0],
-            )
-        self._skipped = skipped
+        for line in scan.skipped.lines(since=self._skipped):  # what changed since the last scan
+            log.warning("%s: %s", self.name, line)
+        self._skipped = scan.skipped
         return scan
 
     def _publish(self, own: Entry, now: float) -> None:
