@@ -20,7 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import trio_gossip.scanner
 from trio_gossip.scanner import (
+    CHECK_EVERY,
     LINK,
     MAX_NAME_SIZE,
     NOT_UTF8,
@@ -29,6 +31,7 @@ from trio_gossip.scanner import (
     UNREADABLE,
     Scan,
     ScanError,
+    ScanStopped,
     Skipped,
     scan_folder,
 )
@@ -512,6 +515,56 @@ def test_what_an_unreadable_path_hides() -> None:
     assert not skipped.hides("locked")  # a file where the directory was is listed if there
     assert not skipped.hides("link")  # a link is no file: a file that became one is gone
     assert not Skipped().hides("anything")
+
+
+# -- long scans: progress and stopping ----------------------------------------
+
+
+@pytest.fixture
+def flat(tmp_path: Path) -> Path:
+    """A folder of 1,000 files: checked after 256, 512 and 768 entries."""
+    for i in range(1000):
+        (tmp_path / f"f{i:04d}").write_bytes(b"")
+    assert 1000 // CHECK_EVERY == 3
+    return tmp_path
+
+
+def test_progress_counts_the_files_so_far(flat: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counts: list[int] = []
+    scan = scan_folder(flat, progress=counts.append, progress_every=0)
+    assert counts == [256, 512, 768]
+    assert len(scan.files) == 1000
+    # A clock that moves one second per look: at most once every two seconds.
+    ticks = iter(range(100))
+    monkeypatch.setattr(trio_gossip.scanner, "monotonic", lambda: float(next(ticks)))
+    counts.clear()
+    scan_folder(flat, progress=counts.append, progress_every=2.0)
+    assert counts == [512]  # started at 0, looked at 1, 2 and 3
+
+
+def test_progress_with_directories_counts_files(tmp_path: Path) -> None:
+    for i in range(300):
+        (tmp_path / f"d{i:03d}").mkdir()
+    counts: list[int] = []
+    scan = scan_folder(tmp_path, progress=counts.append, progress_every=0)
+    assert (scan.files, counts) == ({}, [0])
+
+
+def test_should_stop_is_honoured(flat: Path) -> None:
+    asked = 0
+
+    def should_stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked == 2
+
+    with pytest.raises(ScanStopped):
+        scan_folder(flat, should_stop=should_stop)
+    assert asked == 2
+    # Asked every CHECK_EVERY entries while it says no; then the scan is whole.
+    asked = -100
+    assert len(scan_folder(flat, should_stop=should_stop).files) == 1000
+    assert asked == -97
 
 
 @given(st.text(st.characters(exclude_categories=["Cs"])))

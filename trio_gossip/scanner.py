@@ -4,22 +4,24 @@ What cannot be read or cannot travel inside the folder (an unreadable
 directory, a name too long or not UTF-8, a fifo, a link) is skipped and
 recorded in :class:`Skipped`; the rest is returned. Only the folder itself
 fails a scan as a whole (:class:`ScanError`), so a folder never stops its
-peer. Blocking: the peer runs it in a worker thread.
+peer. Blocking: the peer runs it in a worker thread, which it can abandon
+(``should_stop``, :class:`ScanStopped`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from time import monotonic
 from typing import Final
 
 import attrs
 
 from .wire import MAX_PATH, name_size
 
-__all__ = ["Scan", "ScanError", "Skipped", "scan_folder"]
+__all__ = ["Scan", "ScanError", "ScanStopped", "Skipped", "scan_folder"]
 
 
 #: The longest name (in bytes as it travels, see :func:`.transfer.name_size`)
@@ -42,6 +44,8 @@ _WHAT: Final = {
     LINK: ("symbolic link (not followed)", "symbolic links (not followed)"),
 }
 
+#: Entries between two looks at ``should_stop`` and the clock for ``progress``.
+CHECK_EVERY: Final = 256
 _SHOWN: Final = 2  # names a warning line shows
 _WIDTH: Final = 60  # characters of each
 
@@ -49,6 +53,10 @@ _WIDTH: Final = 60  # characters of each
 class ScanError(Exception):
     """The folder itself is missing, not a directory, unreadable, or was
     removed or replaced while it was scanned."""
+
+
+class ScanStopped(Exception):  # not an ...Error: the caller asked for it
+    """``should_stop`` returned true: the scan was abandoned, with no result."""
 
 
 @attrs.frozen
@@ -127,6 +135,10 @@ class Scan:
 def scan_folder(
     root: Path,
     max_name: int = MAX_NAME_SIZE,
+    *,
+    progress: Callable[[int], None] | None = None,
+    progress_every: float = 2.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Scan:
     """Every regular file below ``root``, by relative POSIX name, and what was skipped.
 
@@ -139,6 +151,11 @@ def scan_folder(
 
     ``ScanError`` only when ``root`` cannot be read, or was removed or
     replaced while it was scanned (what was read may mix two folders).
+
+    Every :data:`CHECK_EVERY` entries, ``should_stop()`` is asked (a true
+    answer raises :class:`ScanStopped`) and, once ``progress_every``
+    seconds have passed since the start or the last call, ``progress`` is
+    called with the number of files found so far.
     """
     top = os.fspath(root)
     try:
@@ -148,7 +165,7 @@ def scan_folder(
     except OSError as exc:
         raise ScanError(_cannot_read(top, exc)) from None
     try:
-        scan = _walk(top, max_name)
+        scan = _walk(top, max_name, progress, progress_every, should_stop)
         try:
             now = os.stat(top)
         except FileNotFoundError:
@@ -172,9 +189,14 @@ def _cannot_read(root: str, exc: OSError) -> str:
 def _walk(  # one loop, kept whole: it is the hot path
     top: str,
     max_name: int,
+    progress: Callable[[int], None] | None,
+    progress_every: float,
+    should_stop: Callable[[], bool] | None,
 ) -> Scan:
     files: dict[str, tuple[int, int]] = {}
     found: dict[str, list[str]] = {}
+    next_progress = monotonic() + progress_every if progress is not None else 0.0
+    countdown = CHECK_EVERY + 1  # the first look after CHECK_EVERY entries
     # (relative name ending in "/", its bytes as it travels without quotes, path)
     stack: list[tuple[str, int, str]] = [("", 0, top)]
     while stack:
@@ -192,6 +214,16 @@ def _walk(  # one loop, kept whole: it is the hot path
         try:
             with listing:
                 for entry in listing:
+                    countdown -= 1
+                    if not countdown:
+                        countdown = CHECK_EVERY
+                        if should_stop is not None and should_stop():
+                            raise ScanStopped
+                        if progress is not None:
+                            now = monotonic()
+                            if now >= next_progress:
+                                next_progress = now + progress_every
+                                progress(len(files))
                     name = prefix + entry.name
                     try:
                         if entry.is_dir(follow_symlinks=False):
