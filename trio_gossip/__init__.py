@@ -10,7 +10,7 @@ from .config import Config, ConfigError, Intervals, PeerConfig, load_config, par
 from .info import NoAnswer, format_info, query
 from .keyring import Keyring, generate_key
 from .peer import Peer, StartupError, Statistics
-from .scanner import Scan, ScanError, scan_folder
+from .scanner import Scan, ScanError, ScanStopped, Skipped, scan_folder
 from .state import Entry, FileMeta, Line, merge
 from .transport import Address, MemoryNetwork, Network, Transport, UdpNetwork
 from .wire import BadDatagram, Message, decode_untrusted, encode
@@ -33,6 +33,8 @@ __all__ = [
     "PeerConfig",
     "Scan",
     "ScanError",
+    "ScanStopped",
+    "Skipped",
     "StartupError",
     "Statistics",
     "Transport",
