@@ -717,7 +717,16 @@ async def test_snapshot_has_what_info_documents(autojump_clock: trio.testing.Moc
         snapshot = a.snapshot(now)
         assert json.loads(json.dumps(snapshot)) == snapshot  # it travels as JSON
 
-        assert snapshot.keys() == {"peer", "address", "folder", "origins", "reaped", "statistics"}
+        assert snapshot.keys() == {
+            "peer",
+            "address",
+            "folder",
+            "skipped",
+            "origins",
+            "reaped",
+            "statistics",
+        }
+        assert snapshot["skipped"] == 0
         assert snapshot["peer"] == "A"
         assert snapshot["address"] == "10.0.0.1:7000"
         assert list(snapshot["origins"]) == ["A", "B", "C"]  # in name order, D reaped

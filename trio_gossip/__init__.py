@@ -19,7 +19,7 @@ from .members import FileInfo, Member
 from .messages import Message
 from .node import Node, Send
 from .peer import Peer, StartupError, Statistics
-from .scanner import Scan, ScanError, scan_folder
+from .scanner import Scan, ScanError, ScanStopped, Skipped, scan_folder
 from .state import Entry, FileMeta, Line, merge
 from .transport import Address, MemoryNetwork, Network, Transport, UdpNetwork
 
@@ -45,7 +45,9 @@ __all__ = [
     "PeerConfig",
     "Scan",
     "ScanError",
+    "ScanStopped",
     "Send",
+    "Skipped",
     "StartupError",
     "Statistics",
     "Subscription",

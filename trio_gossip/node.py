@@ -132,6 +132,8 @@ class Node:
         self._counts = self._counters.counts
         self._rejected = self._counters.rejected
         self._events: list[Event] = []
+        #: Paths of our folder the last scan skipped (set by the shell; in --info).
+        self.skipped = 0
         #: When a valid datagram from another peer last arrived, and whether
         #: we said that none came for a while.
         self._last_heard = -math.inf
@@ -502,7 +504,12 @@ class Node:
 
     def _header(self) -> dict[str, Any]:
         host, port = self.address
-        return {"peer": self.name, "address": f"{host}:{port}", "folder": str(self.folder)}
+        return {
+            "peer": self.name,
+            "address": f"{host}:{port}",
+            "folder": str(self.folder),
+            "skipped": self.skipped,
+        }
 
     def _sends(self, messages: Iterable[Message], address: Address) -> list[Send]:
         out = []

@@ -16,6 +16,7 @@ import functools
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,7 @@ from .hub import EventHub, Subscription
 from .logs import files, log_event, when
 from .members import Member, members
 from .node import Node, Send
-from .scanner import Scan, ScanError, scan_folder
+from .scanner import Scan, ScanError, Skipped, scan_folder
 from .state import Entry
 from .transport import Address, Network, Transport
 
@@ -119,7 +120,7 @@ class Peer:
         #: The event handler (``on_change``), if any.
         self.hook = Hook(command, name) if command else None
         self._transport: Transport | None = None
-        self._skipped: tuple[str, ...] = ()
+        self._skipped = Skipped()
         #: On a stop (cancellation), tell the cluster that we leave; a
         #: simulation sets it false to stop as a crash does.
         self.leave_on_stop = True
@@ -241,7 +242,7 @@ class Peer:
             finally:
                 took = trio.current_time() - began
                 earliest = trio.current_time() + 2 * took
-            self.node.scanned(scan.files, trio.current_time())
+            self.node.scanned(self._visible(scan), trio.current_time())
             await self._send([])
 
     async def _watch_loop(self) -> None:
@@ -314,21 +315,40 @@ class Peer:
             await self._send(sends)
             log.info("%s: left the cluster (told %d peers)", self.name, len(sends))
 
+    def _visible(self, scan: Scan) -> dict[str, tuple[int, int]]:
+        """The scan's files, and the ones it could not see but we published:
+        a file under a folder that turned unreadable is not deleted."""
+        files = scan.files
+        if not scan.skipped.total:
+            return files
+        kept = {
+            f.name: (f.size, f.mtime_ns)
+            for f in self.node.own.files
+            if not f.deleted and f.name not in files and scan.skipped.hides(f.name)
+        }
+        return {**files, **kept} if kept else files
+
     async def _scan(self) -> Scan:
         if self._scan_in_thread:
-            scan = await trio.to_thread.run_sync(self._scanner, self.folder, abandon_on_cancel=True)
+            stop = threading.Event()
+            scanner = self._scanner
+            if scanner is scan_folder:  # ours: it says how far it got, and it can stop
+
+                def progress(count: int) -> None:
+                    log.info("%s: scanning %s: %s so far", self.name, self.folder, files(count))
+
+                scanner = functools.partial(scan_folder, progress=progress, should_stop=stop.is_set)
+            try:
+                scan = await trio.to_thread.run_sync(scanner, self.folder, abandon_on_cancel=True)
+            finally:
+                stop.set()  # cancelled (a signal): the abandoned thread stops soon too
         else:
             await trio.lowlevel.checkpoint()
             scan = self._scanner(self.folder)
-        skipped = scan.skipped
-        if skipped and skipped != self._skipped:
-            log.warning(
-                "%s: %d file names cannot travel (not UTF-8 or too long), e.g. %r",
-                self.name,
-                len(skipped),
-                skipped[0],
-            )
-        self._skipped = skipped
+        for line in scan.skipped.lines(since=self._skipped):  # what changed since the last scan
+            log.warning("%s: %s", self.name, line)
+        self._skipped = scan.skipped
+        self.node.skipped = scan.skipped.total
         return scan
 
     async def _send(self, sends: list[Send]) -> None:
