@@ -27,7 +27,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -209,7 +209,8 @@ class Node:
         target = self.config.address(self.rng.choice(self._others))
         roster, held = self._summary()
         lines = self._digest_lines((), self._room - len(held))
-        return self._sends([Digest(self.name, True, lines, roster, held)], target)
+        leaves = self._leaves(lines)
+        return self._sends([*leaves, Digest(self.name, True, lines, roster, held)], target)
 
     def relay(self, now: float) -> list[Send]:
         """A relay round: the freshest news to a random third peer."""
@@ -223,15 +224,28 @@ class Node:
             self._rumors.relayed(line.origin)
         if not lines:
             return []
-        out: list[Message] = [Digest(self.name, False, lines)]
-        # A tombstone line says "gone"; a leave says how: relay that too.
+        # Counted as relayed above: these lines' origins may be out of the queue now.
+        leaves = self._leaves(lines, {line.origin for line in lines})
+        out: list[Message] = [*leaves, Digest(self.name, False, lines)]
+        return self._sends(out, self.config.address(target))
+
+    def _leaves(self, lines: Iterable[Line], missing: Container[str] = ()) -> list[Leave]:
+        """A leave for each tombstone line of an origin that left, if its origin
+        is fresh news or in ``missing`` (what the receiver lacks).
+
+        A tombstone line says "gone"; a leave says how. It goes before the
+        digest: a receiver that took the bare line first would show the origin
+        reaped, not left. Only with news: tombstones are sampled into digests
+        for good, and a leave each time would double them.
+        """
         status = self.replica.status
-        out += [
+        return [
             Leave(self.name, line.origin, line.generation, line.version, line.heartbeat)
             for line in lines
-            if line.reaped and status.get(line.origin) == "left"
+            if line.reaped
+            and status.get(line.origin) == "left"
+            and (line.origin in self._rumors or line.origin in missing)
         ]
-        return self._sends(out, self.config.address(target))
 
     @property
     def suspect_after(self) -> float:
@@ -369,13 +383,18 @@ class Node:
             # Push-pull: first what the sender is missing, so it wants it back:
             # newer versions of the origins it listed, then origins it lacks.
             roster, summary = self._summary()
-            first = itertools.chain(ahead_of(self.replica.entries, digest.lines), lacking)
+            behind = ahead_of(self.replica.entries, digest.lines)
+            first = itertools.chain(behind, lacking)
             answer = self._digest_lines(first, self._room - len(summary))
+            missing = {line.origin for line in itertools.chain(behind, lacking)}
+            out += self._leaves(answer, missing)
             out.append(Digest(self.name, False, answer, roster, summary))
         elif lacking:
             # The answer to our push summarised what its sender holds: the
             # third leg tells it the origins it lacks (Cassandra's ACK2).
-            out.append(Digest(self.name, False, self._digest_lines(lacking, self._room)))
+            third = self._digest_lines(lacking, self._room)
+            out += self._leaves(third, {line.origin for line in lacking})
+            out.append(Digest(self.name, False, third))
         return out
 
     def _want(self, line: Line) -> Want | None:
