@@ -26,7 +26,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,6 +56,7 @@ from .replica import Replica, Status
 from .rumors import RumorQueue
 from .state import (
     Entry,
+    Line,
     beat,
     first_entry,
     newer,
@@ -196,7 +197,8 @@ class Node:
         answer goes to a random other peer."""
         self.replica.put(self.name, beat(self.own), now, changed=False)
         target = self.config.address(self.rng.choice(self._others))
-        return self._sends([self._digests.push()], target) + self._retries(now)
+        digest = self._digests.push()
+        return self._sends([*self._leaves(digest.lines), digest], target) + self._retries(now)
 
     def _retries(self, now: float) -> list[Send]:
         """Wants unanswered for half a push round, asked again."""
@@ -221,15 +223,28 @@ class Node:
             self._rumors.relayed(line.origin)
         if not lines:
             return retries
-        out: list[Message] = [Digest(self.name, False, lines)]
-        # A tombstone line says "gone"; a leave says how: relay that too.
+        # Counted as relayed above: these lines' origins may be out of the queue now.
+        leaves = self._leaves(lines, {line.origin for line in lines})
+        out: list[Message] = [*leaves, Digest(self.name, False, lines)]
+        return self._sends(out, self.config.address(target)) + retries
+
+    def _leaves(self, lines: Iterable[Line], missing: Container[str] = ()) -> list[Leave]:
+        """A leave for each tombstone line of an origin that left, if its origin
+        is fresh news or in ``missing`` (what the receiver lacks).
+
+        A tombstone line says "gone"; a leave says how. It goes before the
+        digest: a receiver that took the bare line first would show the origin
+        reaped, not left. Only with news: tombstones are sampled into digests
+        for good, and a leave each time would double them.
+        """
         status = self.replica.status
-        out += [
+        return [
             Leave(self.name, line.origin, line.generation, line.version, line.heartbeat)
             for line in lines
-            if line.reaped and status.get(line.origin) == "left"
+            if line.reaped
+            and status.get(line.origin) == "left"
+            and (line.origin in self._rumors or line.origin in missing)
         ]
-        return self._sends(out, self.config.address(target)) + retries
 
     @property
     def suspect_after(self) -> float:
@@ -359,15 +374,16 @@ class Node:
         if digest.reply:
             # Push-pull: first what the sender is missing, so it wants it back:
             # newer versions of the origins it listed, then origins it lacks.
-            out.append(
-                self._digests.answer(
-                    itertools.chain(ahead_of(self.replica.entries, digest.lines), lacking)
-                )
-            )
+            behind = ahead_of(self.replica.entries, digest.lines)
+            answer = self._digests.answer(itertools.chain(behind, lacking))
+            missing = {line.origin for line in itertools.chain(behind, lacking)}
+            out += [*self._leaves(answer.lines, missing), answer]
         elif lacking:
             # The answer to our push summarised what its sender holds: the
             # third leg tells it the origins it lacks (Cassandra's ACK2).
-            out.append(Digest(self.name, False, self._digests.lines(lacking, self._room)))
+            third = self._digests.lines(lacking, self._room)
+            out += self._leaves(third, {line.origin for line in lacking})
+            out.append(Digest(self.name, False, third))
         return out
 
     def _on_want(self, want: Want) -> list[Message]:
@@ -473,6 +489,8 @@ class Node:
         if entry.reaped:
             self._set_status(origin, "left" if left else "reaped", now)
             return True
+        if self.replica.status.get(origin) == "suspect":
+            self._set_status(origin, "alive", now)
         self.replica.set_status(origin, "alive", now)
         if old is None or old.reaped:
             self._event("joined", origin, old, entry, now)
