@@ -18,7 +18,8 @@ from typing import NoReturn
 
 import trio
 
-from trio_gossip.transport import Address, MemoryNetwork
+from trio_gossip.memory import MemoryNetwork
+from trio_gossip.transport import Address
 
 __all__ = ["OriginalPeer"]
 

@@ -22,10 +22,11 @@ from sim import GENERATION, Folder, Sim, files_of, make_config, open_sim
 
 from trio_gossip import Entry, Intervals, Line, Peer, format_info
 from trio_gossip.digests import Roster
+from trio_gossip.memory import MemoryNetwork
 from trio_gossip.peer import INFO_RATE, WINDOW
 from trio_gossip.state import FileMeta
 from trio_gossip.transfer import prepare
-from trio_gossip.transport import Address, MemoryNetwork
+from trio_gossip.transport import Address
 from trio_gossip.wire import (
     MAX_COUNTER,
     MAX_DATAGRAM,

@@ -2,17 +2,21 @@
 
 The public names, each from the module that owns it:
 the pure core (:mod:`.state`), the wire format (:mod:`.wire`), the
-transports (:mod:`.transport`), the configuration (:mod:`.config`), the
-cluster key (:mod:`.keyring`) and the running peer (:mod:`.peer`).
+transport's interfaces (:mod:`.transport`) and its two networks, real UDP
+(:mod:`.udp`) and in memory (:mod:`.memory`), the configuration
+(:mod:`.config`), the cluster key (:mod:`.keyring`) and the running peer
+(:mod:`.peer`).
 """
 
 from .config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
 from .info import NoAnswer, format_info, query
 from .keyring import Keyring, generate_key
+from .memory import MemoryNetwork
 from .peer import Peer, StartupError, Statistics
 from .scanner import Scan, ScanError, scan_folder
 from .state import Entry, FileMeta, Line, merge
-from .transport import Address, MemoryNetwork, Network, Transport, UdpNetwork
+from .transport import Address, Network, Transport
+from .udp import UdpNetwork
 from .wire import BadDatagram, Message, decode_untrusted, encode
 
 __all__ = [
