@@ -18,7 +18,8 @@ from typing import NoReturn
 
 import trio
 
-from trio_gossip.transport import Address, MemoryNetwork
+from trio_gossip.memory import MemoryNetwork
+from trio_gossip.transport import Address
 
 __all__ = ["OriginalPeer"]
 
@@ -96,6 +97,7 @@ class OriginalPeer:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive)
-            nursery.start_soon(every_round, "own")
-            nursery.start_soon(every_round, "relay")
+            # Named apart: a TaskRandom gives each task name its own stream.
+            nursery.start_soon(every_round, "own", name=f"{self.name} own")
+            nursery.start_soon(every_round, "relay", name=f"{self.name} relay")
             task_status.started()

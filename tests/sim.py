@@ -1,12 +1,14 @@
 """A small harness: real :class:`Peer` s, their five tasks, over a :class:`MemoryNetwork`.
 
 Run it under ``MockClock(autojump_threshold=0)``. Every source of chance is
-seeded -- the network, each peer's generator, and trio's own scheduler, which
-otherwise runs each batch of ready tasks in a random order (and the order in
-which peers send decides which datagrams a lossy network drops). Folders are
-plain dicts the test mutates; a fake scanner reads them in the trio thread,
-because under an autojumping clock virtual time would jump while a scanner
-thread runs.
+seeded, and none depends on the order in which trio's scheduler runs the
+tasks that are ready together (it picks that order at random): the network
+draws from one generator per link, each peer from one stream per task
+(:class:`TaskRandom`). So a simulation repeats exactly, run after run
+(``test_a_simulation_does_not_depend_on_the_scheduler`` checks it). Folders
+are plain dicts the test mutates; a fake scanner reads them in the trio
+thread, because under an autojumping clock virtual time would jump while a
+scanner thread runs.
 
     async with open_sim("ABCDE", seed=1, loss=0.2) as sim:
         sim.folders["A"]["new.txt"] = (3, 1)
@@ -22,11 +24,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 
 import trio
-import trio._core._run as _trio_run  # the scheduler's generator: no public way to seed it
 
 from trio_gossip import Config, Entry, Intervals, MemoryNetwork, Peer, PeerConfig, Scan, ScanError
 from trio_gossip.config import DEFAULT_MAX_DATAGRAM
 from trio_gossip.keyring import Keyring
+from trio_gossip.memory import TaskRandom
 from trio_gossip.messages import Message
 from trio_gossip.state import live_files
 from trio_gossip.transport import Address
@@ -84,11 +86,15 @@ class Sim:
         nursery: trio.Nursery,
         folders: dict[str, Folder],
         seed: int,
+        *,
+        generator: Callable[[str], random.Random] = TaskRandom,
     ) -> None:
         self.config = config
         self.network = network
         self.folders = folders
         self.seed = seed
+        #: Makes each peer's generator from a seed string.
+        self.generator = generator
         #: Peers whose folder cannot be read: their scans fail.
         self.unreadable: set[str] = set()
         #: The running peers by name.
@@ -120,7 +126,7 @@ class Sim:
             self.config,
             network=self.network,
             folder=Path(name),
-            rng=random.Random(f"{self.seed}/{name}/{incarnation}"),
+            rng=self.generator(f"{self.seed}/{name}/{incarnation}"),
             wall_clock=lambda: generation,
             scanner=self._scan,
             scan_in_thread=False,
@@ -222,6 +228,7 @@ async def open_sim(
     real_timeout: float = 60.0,
     keyring: Keyring = NO_KEY,
     network_type: type[MemoryNetwork] = MemoryNetwork,
+    generator: Callable[[str], random.Random] = TaskRandom,
 ) -> AsyncIterator[Sim]:
     """Start peers ``names`` (one file each unless ``folders`` says) and yield the :class:`Sim`.
 
@@ -229,7 +236,6 @@ async def open_sim(
     seconds of real time, which then fails.
     """
     names = list(names)
-    _trio_run._r.seed(seed)
     network = network_type(seed=seed, loss=loss, duplicate=duplicate, delay=delay)
     if folders is None:
         folders = {n: {f"{n}.txt": (len(n), 1_000 + i)} for i, n in enumerate(names)}
@@ -253,7 +259,8 @@ async def open_sim(
         try:
             await nursery.start(network.run)
             config = make_config(names, intervals, max_datagram, keyring)
-            sim = Sim(config, network, nursery, {n: dict(f) for n, f in folders.items()}, seed)
+            copies = {n: dict(f) for n, f in folders.items()}
+            sim = Sim(config, network, nursery, copies, seed, generator=generator)
             for name in names:
                 await sim.start(name)
             yield sim

@@ -89,6 +89,38 @@ def test_a_value_of_the_wrong_type(tmp_path: Path) -> None:
     assert "peers.B.port" in line
 
 
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            lambda c: c["peers"]["B"].update(host="0.0.0.0"),
+            'peers.B.host: expected an address the others can send to, got "0.0.0.0",'
+            " a wildcard address: every datagram from it would come from another address",
+            id="wildcard-host",
+        ),
+        pytest.param(
+            lambda c: c["intervals"].update(push=10),
+            "intervals.reap: expected at least 7 push intervals (70 s) with 3 peers, got 30 s:"
+            " a live peer's heartbeat needs a few push rounds to reach every peer,"
+            " and a shorter reap reaps live peers",
+            id="reap-too-short",
+        ),
+        pytest.param(
+            lambda c: c["peers"]["C"].update(folder=""),
+            'peers.C.folder: expected a path, got ""',
+            id="empty-folder",
+        ),
+    ],
+)
+def test_a_config_that_cannot_work(tmp_path: Path, change: Any, expected: str) -> None:
+    config = write_config(tmp_path / "config.json")
+    change(config)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    line = assert_one_line_error(run("--all", cwd=tmp_path), 2)
+    assert line == f"trio_gossip: config.json: {expected}"
+    assert not (tmp_path / "folders").exists()  # refused before any peer started
+
+
 def test_an_unknown_peer_name(tmp_path: Path) -> None:
     write_config(tmp_path / "config.json")
     line = assert_one_line_error(run("Zed", cwd=tmp_path), 2)

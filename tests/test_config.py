@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from trio_gossip.config import (
     Intervals,
     PeerConfig,
     load_config,
+    min_reap_rounds,
     parse_config,
     resolve_hosts,
 )
@@ -66,8 +68,8 @@ def test_defaults() -> None:
     assert (config.intervals.scan, config.intervals.reap) == (30.0, 300.0)
     assert (config.intervals.push, config.intervals.relay) == (1.0, 1.0)
     assert config.max_datagram == 8192
-    partial = parse_config(json.dumps({**raw, "intervals": {"reap": 5}}))
-    assert partial.intervals == Intervals(scan=30.0, push=1.0, relay=1.0, reap=5.0)
+    partial = parse_config(json.dumps({**raw, "intervals": {"reap": 6}}))
+    assert partial.intervals == Intervals(scan=30.0, push=1.0, relay=1.0, reap=6.0)
 
 
 @pytest.mark.parametrize(
@@ -176,6 +178,140 @@ def test_intervals_are_finite(text: str) -> None:
         parse_config(raw)
     assert str(info.value) == (
         f"config.json: intervals.reap: expected a positive number of seconds, got {text}"
+    )
+
+
+def test_min_reap_rounds_grow_with_log2_of_the_peers() -> None:
+    assert [min_reap_rounds(n) for n in (2, 3, 4, 5, 10, 100, 1000, 1024, 1025)] == [
+        6,
+        7,
+        7,
+        8,
+        9,
+        12,
+        15,
+        15,
+        16,
+    ]
+
+
+def cluster(size: int, push: float, reap: float) -> dict[str, Any]:
+    """The good config with ``size`` peers and these intervals."""
+    peers = {f"p{i}": {"host": "127.0.0.1", "port": 9000 + i} for i in range(size)}
+    return {"peers": peers, "intervals": {"push": push, "reap": reap}}
+
+
+@pytest.mark.parametrize(
+    ("size", "push", "reap", "least"),
+    [
+        (2, 1, 5.99, "6 push intervals (6 s) with 2 peers, got 5.99 s"),
+        (2, 10, 1, "6 push intervals (60 s) with 2 peers, got 1 s"),  # push and reap swapped
+        (3, 0.1, 0.6, "7 push intervals (0.7 s) with 3 peers, got 0.6 s"),
+        (100, 1, 11, "12 push intervals (12 s) with 100 peers, got 11 s"),
+        (1000, 30, 300, "15 push intervals (450 s) with 1000 peers, got 300 s"),
+    ],
+)
+def test_reap_leaves_room_for_the_heartbeats(
+    size: int, push: float, reap: float, least: str
+) -> None:
+    assert error(cluster(size, push, reap)) == (
+        f"config.json: intervals.reap: expected at least {least}: a live peer's heartbeat"
+        " needs a few push rounds to reach every peer, and a shorter reap reaps live peers"
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "push", "reap"),
+    [(2, 1, 6), (2, 0.1, 0.6), (3, 0.1, 0.7), (100, 1, 12), (1000, 30, 450), (1000, 1, 300)],
+)
+def test_reap_at_the_least_is_allowed(size: int, push: float, reap: float) -> None:
+    # 6 * 0.1 and 7 * 0.1 are a hair above 0.6 and 0.7 in floating point: still allowed.
+    assert parse_config(json.dumps(cluster(size, push, reap))).intervals.reap == reap
+
+
+def test_relay_does_not_bound_reap() -> None:
+    # The relayer carries news, not heartbeats: a relay longer than reap is slow, not wrong.
+    raw = cluster(2, 1, 6)
+    raw["intervals"]["relay"] = 600
+    assert parse_config(json.dumps(raw)).intervals.relay == 600
+
+
+def test_an_empty_folder_is_refused() -> None:
+    raw = good()
+    raw["peers"]["A"]["folder"] = ""
+    assert error(raw) == 'config.json: peers.A.folder: expected a path, got ""'
+    raw["peers"]["A"]["folder"] = "."  # the config's own directory, on purpose
+    assert parse_config(json.dumps(raw), base=Path("/srv")).folder("A") == Path("/srv")
+
+
+WILDCARD = "a wildcard address: every datagram from it would come from another address"
+
+
+@pytest.mark.parametrize(
+    ("host", "kind"),
+    [
+        ("0.0.0.0", "a wildcard address"),
+        ("0", "a wildcard address"),
+        ("0.0", "a wildcard address"),
+        ("0x0", "a wildcard address"),
+        ("000.000.000.000", "a wildcard address"),
+        ("::", "a wildcard address"),
+        ("::0", "a wildcard address"),
+        ("0::", "a wildcard address"),
+        ("0:0:0:0:0:0:0:0", "a wildcard address"),
+        ("::%lo", "a wildcard address"),
+        ("::ffff:0.0.0.0", "a wildcard address"),
+        ("224.0.0.1", "a multicast address"),
+        ("239.255.255.250", "a multicast address"),
+        ("ff02::1", "a multicast address"),
+        ("::ffff:224.0.0.1", "a multicast address"),
+        ("255.255.255.255", "the broadcast address"),
+        ("0xffffffff", "the broadcast address"),
+    ],
+)
+def test_hosts_no_datagram_can_come_from(host: str, kind: str) -> None:
+    raw = good()
+    raw["peers"]["B"]["host"] = host
+    assert error(raw) == (
+        f'config.json: peers.B.host: expected an address the others can send to, got "{host}",'
+        f" {kind}: every datagram from it would come from another address"
+    )
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "::1",
+        "10.0.0.255",
+        "192.168.1.0",
+        "127.1",
+        "0.0.0.0 x",
+        "zero",
+        "::ffff:1.2.3.4",
+    ],
+)
+def test_hosts_that_can_be_sent_to(host: str) -> None:
+    raw = good()
+    raw["peers"]["B"]["host"] = host
+    assert parse_config(json.dumps(raw)).peers["B"].host == host
+
+
+def test_a_name_that_resolves_to_a_wildcard(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a hosts file line "0.0.0.0 blocked.example" would have it.
+    real = socket.getaddrinfo
+
+    def lookup(host: str, *args: Any, **kwargs: Any) -> Any:
+        return real("0.0.0.0" if host == "blocked.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    raw = good()
+    raw["peers"]["B"]["host"] = "blocked.example"
+    with pytest.raises(ConfigError) as info:
+        resolve_hosts(parse_config(json.dumps(raw)), "c.json")
+    assert str(info.value) == (
+        "c.json: peers.B.host: expected an address the others can send to,"
+        f' got "blocked.example" (0.0.0.0), {WILDCARD}'
     )
 
 

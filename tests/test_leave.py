@@ -26,9 +26,10 @@ from sim import GENERATION, Folder, Sim, make_config, open_sim
 from trio_gossip import Intervals
 from trio_gossip.codec import _TAGS, BadDatagram, decode_untrusted, encode
 from trio_gossip.events import Kind
+from trio_gossip.memory import MemoryNetwork
 from trio_gossip.messages import Leave, Message
 from trio_gossip.node import LEAVE_FANOUT, Node, Send
-from trio_gossip.transport import Address, MemoryNetwork
+from trio_gossip.transport import Address
 
 ROUND = 1.0  # the push and relay interval open_sim uses by default
 REAP = 30.0

@@ -4,8 +4,9 @@ The public names, each from the module that owns it: a peer to embed
 (:func:`.api.open_peer`, :class:`.peer.Peer`, its :class:`.members.Member`
 view and :class:`.events.Event` stream), the protocol without I/O
 (:class:`.node.Node`), the pure merge (:mod:`.state`), the wire format
-(:mod:`.messages`, :mod:`.codec`), the transports (:mod:`.transport`), the
-configuration (:mod:`.config`) and the cluster key (:mod:`.keyring`).
+(:mod:`.messages`, :mod:`.codec`), the transports (:mod:`.transport`; real
+UDP in :mod:`.udp`, in memory in :mod:`.memory`), the configuration
+(:mod:`.config`) and the cluster key (:mod:`.keyring`).
 """
 
 from .api import open_peer
@@ -16,12 +17,14 @@ from .hub import Subscription
 from .info import NoAnswer, format_info, query
 from .keyring import Keyring, generate_key
 from .members import FileInfo, Member
+from .memory import MemoryNetwork
 from .messages import Message
 from .node import Node, Send
 from .peer import Peer, StartupError, Statistics
 from .scanner import Scan, ScanError, ScanStopped, Skipped, scan_folder
 from .state import Entry, FileMeta, Line, merge
-from .transport import Address, MemoryNetwork, Network, Transport, UdpNetwork
+from .transport import Address, Network, Transport
+from .udp import UdpNetwork
 
 __all__ = [
     "Address",

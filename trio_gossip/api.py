@@ -16,7 +16,8 @@ import trio
 
 from .config import Config
 from .peer import Peer
-from .transport import Network, UdpNetwork
+from .transport import Network
+from .udp import UdpNetwork
 
 __all__ = ["open_peer"]
 

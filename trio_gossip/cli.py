@@ -27,7 +27,7 @@ from .config import Config, ConfigError, load_config, resolve_hosts
 from .info import NoAnswer, format_info, query
 from .keyring import generate_key
 from .peer import Peer, StartupError
-from .transport import UdpNetwork
+from .udp import UdpNetwork
 
 __all__ = ["main"]
 

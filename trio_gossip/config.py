@@ -32,6 +32,7 @@ __all__ = [
     "Intervals",
     "PeerConfig",
     "load_config",
+    "min_reap_rounds",
     "parse_config",
     "resolve_hosts",
 ]
@@ -273,12 +274,89 @@ def _validate(config: Config, fail: Any) -> None:
             raise fail(f"peers.{name}.port", f"expected a port from 1 to 65535, got {peer.port}")
         if not peer.host:
             raise fail(f"peers.{name}.host", 'expected a host name or address, got ""')
+        kind = _not_a_destination(_literal_address(peer.host))
+        if kind:
+            raise fail(f"peers.{name}.host", _unreachable(_describe(peer.host), kind))
+        if peer.folder == "":
+            # Not the config's directory by accident: "." says so on purpose.
+            raise fail(f"peers.{name}.folder", 'expected a path, got ""')
     _distinct(config, _normal_host, fail)
     if not MIN_MAX_DATAGRAM <= config.max_datagram <= MAX_DATAGRAM:
         raise fail(
             "max_datagram",
             f"expected {MIN_MAX_DATAGRAM} to {MAX_DATAGRAM} bytes, got {config.max_datagram}",
         )
+    _check_reap(config, fail)
+
+
+def min_reap_rounds(peers: int) -> int:
+    """The fewest push intervals ``reap`` may be, in a cluster of ``peers``.
+
+    A live peer's heartbeat reaches every other peer in about log2 N push
+    rounds: in simulations of 2 to 100 peers the stalest it got anywhere was
+    under log2 N + 1.5 rounds without loss, under log2 N + 4.5 with a fifth
+    of the datagrams lost. A shorter ``reap`` reaps live peers over and over (see
+    ``docs/configuration.md``).
+    """
+    return math.ceil(math.log2(peers)) + 5
+
+
+def _check_reap(config: Config, fail: Any) -> None:
+    intervals = config.intervals
+    rounds = min_reap_rounds(len(config.peers))
+    least = rounds * intervals.push
+    # ``math.isclose``: 0.9 s is nine pushes of 0.1 s, though 9 * 0.1 > 0.9.
+    if intervals.reap < least and not math.isclose(intervals.reap, least):
+        raise fail(
+            "intervals.reap",
+            f"expected at least {rounds} push intervals ({least:g} s) with"
+            f" {len(config.peers)} peers, got {intervals.reap:g} s: a live peer's heartbeat"
+            " needs a few push rounds to reach every peer, and a shorter reap reaps live peers",
+        )
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` spells, if it is one, in any spelling the system
+    takes (``0`` and ``0x0`` are 0.0.0.0 to ``getaddrinfo``); ``None`` for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    # inet_aton's old forms, and only them: it also takes "0.0.0.0 junk", a name.
+    if _OLD_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            pass
+    return None
+
+
+_OLD_IPV4 = re.compile(r"[0-9A-Fa-fXx.]+")
+
+
+def _not_a_destination(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+) -> str:
+    """What kind of address ``address`` is if no datagram can come from it
+    (a wildcard, multicast or broadcast address); ``""`` if it is fine."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:0.0.0.0 binds as 0.0.0.0 does
+    if address is None:
+        return ""
+    if address.is_unspecified:
+        return "a wildcard address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        return "the broadcast address"
+    return ""
+
+
+def _unreachable(shown: str, kind: str) -> str:
+    return (
+        f"expected an address the others can send to, got {shown}, {kind}:"
+        " every datagram from it would come from another address"
+    )
 
 
 def _distinct(config: Config, normal: Callable[[str], str], fail: Any) -> None:
@@ -304,7 +382,13 @@ def resolve_hosts(config: Config, where: str = "config.json") -> Config:
             info = socket.getaddrinfo(peer.host, peer.port, type=socket.SOCK_DGRAM)
         except OSError as exc:
             raise fail(f"peers.{name}.host", f"cannot resolve {peer.host!r}: {exc}") from None
-        peers[name] = attrs.evolve(peer, host=str(info[0][4][0]))
+        address = str(info[0][4][0])
+        # A name can stand for a wildcard too (a hosts file's "0.0.0.0 name").
+        kind = _not_a_destination(_literal_address(address))
+        if kind:
+            shown = f"{_describe(peer.host)} ({address})"
+            raise fail(f"peers.{name}.host", _unreachable(shown, kind))
+        peers[name] = attrs.evolve(peer, host=address)
     resolved = attrs.evolve(config, peers=peers)
     _distinct(resolved, str, fail)  # "localhost" and "127.0.0.1" are one address
     return resolved
