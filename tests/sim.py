@@ -222,8 +222,12 @@ async def open_sim(
     real_timeout: float = 60.0,
     keyring: Keyring = NO_KEY,
     network_type: type[MemoryNetwork] = MemoryNetwork,
+    running: Iterable[str] | None = None,
 ) -> AsyncIterator[Sim]:
     """Start peers ``names`` (one file each unless ``folders`` says) and yield the :class:`Sim`.
+
+    ``running``: start only these of ``names`` (the others can join later, by
+    :meth:`Sim.start`).
 
     Everything is cancelled when the block ends, or after ``real_timeout``
     seconds of real time, which then fails.
@@ -254,7 +258,7 @@ async def open_sim(
             await nursery.start(network.run)
             config = make_config(names, intervals, max_datagram, keyring)
             sim = Sim(config, network, nursery, {n: dict(f) for n, f in folders.items()}, seed)
-            for name in names:
+            for name in names if running is None else running:
                 await sim.start(name)
             yield sim
             nursery.cancel_scope.cancel()
