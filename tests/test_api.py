@@ -303,8 +303,12 @@ async def test_open_peer_runs_a_peer_for_the_block(tmp_path: Path) -> None:
             assert "A" not in b.view()
 
 
-async def test_open_peer_needs_a_folder(tmp_path: Path) -> None:
+async def test_open_peer_needs_a_peer_of_the_config_and_a_folder(tmp_path: Path) -> None:
     config = make_config("AB")
+    # One clear line, not a KeyError from inside the config.
+    with pytest.raises(ValueError, match=r"^peer Z: not in the config \(its peers: A, B\)$"):
+        async with open_peer(config, "Z", folder=tmp_path, network=MemoryNetwork()):
+            pass  # pragma: no cover
     with pytest.raises(ValueError, match="peer A: no folder in the config; pass folder="):
         async with open_peer(config, "A", network=MemoryNetwork()):
             pass  # pragma: no cover

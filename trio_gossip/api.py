@@ -32,8 +32,12 @@ async def open_peer(
     """Run peer ``name`` of ``config`` for the duration of the block.
 
     ``folder`` defaults to the config's; ``network`` to real UDP. Raises
-    :class:`.peer.StartupError` (one line) if the peer cannot start.
+    :class:`.peer.StartupError` (one line) if the peer cannot start, and
+    ``ValueError`` if ``name`` is not in the config or has no folder.
     """
+    if name not in config.peers:
+        known = ", ".join(sorted(config.peers))
+        raise ValueError(f"peer {name}: not in the config (its peers: {known})")
     where = folder if folder is not None else config.folder(name)
     if where is None:
         raise ValueError(f"peer {name}: no folder in the config; pass folder=")
