@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from trio_gossip import (
     Peer,
     PeerConfig,
     Scan,
+    StartupError,
     Subscription,
     open_peer,
 )
@@ -301,6 +303,25 @@ async def test_open_peer_runs_a_peer_for_the_block(tmp_path: Path) -> None:
             await until(lambda: b.members()["A"].status == "left")
             assert b.members()["A"].files == ()
             assert "A" not in b.view()
+
+
+@pytest.mark.slow
+async def test_open_peer_raises_what_ends_it_not_a_group(tmp_path: Path) -> None:
+    config = loopback(tmp_path)
+    with trio.fail_after(10):
+        # The peer cannot start: its port is taken.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(config.address("A"))
+            with pytest.raises(StartupError, match=r"^peer A: cannot listen on 127\.0\.0\.1:"):
+                async with open_peer(config, "A"):
+                    pass  # pragma: no cover
+        # The block fails: its exception comes out as it is, after the peer left.
+        async with open_peer(config, "B") as b:
+            with pytest.raises(KeyError, match="mine"):
+                async with open_peer(config, "A"):
+                    await until(lambda: "A" in b.view())
+                    raise KeyError("mine")
+            await until(lambda: b.members()["A"].status == "left")
 
 
 async def test_open_peer_needs_a_peer_of_the_config_and_a_folder(tmp_path: Path) -> None:

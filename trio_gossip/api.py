@@ -42,9 +42,20 @@ async def open_peer(
     if where is None:
         raise ValueError(f"peer {name}: no folder in the config; pass folder=")
     peer = Peer(name, config, network=network or UdpNetwork(), folder=where)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.run)
-        try:
-            yield peer
-        finally:
-            nursery.cancel_scope.cancel()
+    failure: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(peer.run)
+            try:
+                yield peer
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps whatever ends it -- the peer's StartupError, the
+        # block's own exception, Ctrl-C's KeyboardInterrupt -- in a group. The
+        # caller of a context manager expects that exception itself.
+        if len(group.exceptions) != 1:
+            raise
+        failure = group.exceptions[0]
+    if failure is not None:
+        raise failure
