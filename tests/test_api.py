@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from trio_gossip import (
     Scan,
     StartupError,
     Subscription,
+    load_config,
     open_peer,
 )
 from trio_gossip.codec import decode_untrusted, encode
@@ -651,3 +656,92 @@ def test_a_node_answers_watch_requests_from_outside() -> None:
     note = EventNote("B", 1, 1, "joined", "B", 1, 1, (), (), (), 0)
     assert node.receive_untrusted(encode(note), ("10.0.0.2", 7000), 3.0) == []
     assert node.statistics().rejected == {"watchers full": 1, "unexpected": 1}
+
+
+# -- the examples of docs/api.md run as they are -----------------------------------
+
+API_DOCS = ROOT / "docs" / "api.md"
+
+
+def docs_block(name: str) -> str:
+    """The code block of docs/api.md marked ``<!-- tested: name -->``."""
+    marked = rf"<!-- tested: {re.escape(name)} -->\n```python\n(.*?)```"
+    found = re.search(marked, API_DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    assert found is not None, f"no block {name} in docs/api.md"
+    return found.group(1)
+
+
+def test_the_two_nodes_example_prints_what_the_docs_say() -> None:
+    code = docs_block("two_nodes.py")
+    printed = re.search(
+        r"It prints:\n\n```\n(.*?)```", API_DOCS.read_text(encoding="utf-8"), re.DOTALL
+    )
+    assert printed is not None
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == printed.group(1)
+
+
+class Lines:
+    """The lines of a process's output, one at a time."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    async def next(self) -> str:
+        while b"\n" not in self._buffer:
+            chunk = await self._stream.receive_some()
+            if not chunk:
+                raise EOFError(f"the process ended; it wrote {self._buffer!r}")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+
+@pytest.mark.slow
+async def test_the_example_program_prints_each_event(tmp_path: Path) -> None:
+    script = tmp_path / "watch_events.py"
+    script.write_text(docs_block("watch_events.py"), encoding="utf-8")
+    config = loopback(tmp_path)
+    (tmp_path / "B" / "b.txt").write_text("b")
+    config_file = tmp_path / "config.json"
+    peers = {
+        name: {"host": p.host, "port": p.port, "folder": p.folder}
+        for name, p in config.peers.items()
+    }
+    intervals = {"scan": 600, "push": 0.05, "relay": 0.05, "reap": 30}
+    config_file.write_text(json.dumps({"peers": peers, "intervals": intervals}))
+    with trio.fail_after(30):
+        async with open_peer(load_config(config_file), "B") as b:
+            process = await trio.lowlevel.open_process(
+                [sys.executable, str(script), str(config_file), "A"],
+                stdout=subprocess.PIPE,
+                cwd=tmp_path,
+            )
+            try:
+                assert process.stdout is not None
+                out = Lines(process.stdout)
+                joined = json.loads(await out.next())
+                assert joined == {
+                    "event": "joined",
+                    "origin": "B",
+                    "generation": b.node.own.generation,
+                    "version": 1,
+                    "added": ["b.txt"],
+                    "removed": [],
+                    "changed": [],
+                }
+                await until(lambda: "A" in b.view())
+                (tmp_path / "B" / "new.txt").write_text("new")
+                b.rescan_now()  # not waiting for B's watcher: this test is about A
+                changed = json.loads(await out.next())
+                assert (changed["event"], changed["added"]) == ("changed", ["new.txt"])
+                # Ctrl-C: the program ends quietly, and its peer leaves the cluster.
+                process.send_signal(signal.SIGINT)
+                assert await process.wait() == 0
+                await until(lambda: b.members()["A"].status == "left")
+            finally:
+                if process.returncode is None:  # pragma: no cover -- a failure above
+                    process.kill()
