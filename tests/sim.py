@@ -229,8 +229,12 @@ async def open_sim(
     keyring: Keyring = NO_KEY,
     network_type: type[MemoryNetwork] = MemoryNetwork,
     generator: Callable[[str], random.Random] = TaskRandom,
+    running: Iterable[str] | None = None,
 ) -> AsyncIterator[Sim]:
     """Start peers ``names`` (one file each unless ``folders`` says) and yield the :class:`Sim`.
+
+    ``running``: start only these of ``names`` (the others can join later, by
+    :meth:`Sim.start`).
 
     Everything is cancelled when the block ends, or after ``real_timeout``
     seconds of real time, which then fails.
@@ -261,7 +265,7 @@ async def open_sim(
             config = make_config(names, intervals, max_datagram, keyring)
             copies = {n: dict(f) for n, f in folders.items()}
             sim = Sim(config, network, nursery, copies, seed, generator=generator)
-            for name in names:
+            for name in names if running is None else running:
                 await sim.start(name)
             yield sim
             nursery.cancel_scope.cancel()

@@ -19,7 +19,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from trio_gossip.codec import BadDatagram, decode_untrusted, encode
-from trio_gossip.messages import Digest, Info, InfoRequest, Message, Part, Want
+from trio_gossip.messages import (
+    Digest,
+    EventNote,
+    Info,
+    InfoRequest,
+    Leave,
+    Message,
+    Part,
+    Want,
+    WatchRequest,
+)
 from trio_gossip.scanner import MAX_NAME_SIZE
 from trio_gossip.sizes import max_name_size, name_size, record_size
 from trio_gossip.state import Entry, FileMeta, Line, first_entry, rescan
@@ -34,7 +44,8 @@ MAX_PARTS = 2**20
 MAX_WANT_PARTS = 64
 MAX_HELD = 12_000  # characters of a digest's summary
 MAX_DATAGRAM = 65_507
-MESSAGES = (Digest, Want, Part, InfoRequest, Info)
+MESSAGES = (Digest, Want, Part, InfoRequest, Info, Leave, WatchRequest, EventNote)
+EVENT_KINDS = ("watching", "joined", "changed", "restarted", "suspect", "alive", "left", "reaped")
 
 # -- strategies of valid messages -------------------------------------------------
 
@@ -144,12 +155,33 @@ def infos(draw: st.DrawFn) -> Info:
     )
 
 
+leaves = st.builds(Leave, peer_names, peer_names, counters, counters, counters)
+watch_requests = st.builds(WatchRequest, counters)
+event_names = st.lists(file_names(60), max_size=3).map(tuple)
+event_notes = st.builds(
+    EventNote,
+    peer_names,
+    counters,
+    counters,
+    st.sampled_from(EVENT_KINDS),
+    peer_names,
+    counters,
+    counters,
+    event_names,
+    event_names,
+    event_names,
+    counters,
+)
+
 BY_TYPE: dict[type[Message], st.SearchStrategy[Message]] = {
     Digest: digests,
     Want: wants(),
     Part: parts(),
     InfoRequest: info_requests,
     Info: infos(),
+    Leave: leaves,
+    WatchRequest: watch_requests,
+    EventNote: event_notes,
 }
 messages: st.SearchStrategy[Message] = st.one_of(*BY_TYPE.values())
 
@@ -203,6 +235,21 @@ def test_round_trip_at_the_bounds() -> None:
         ),
         InfoRequest(MAX_COUNTER, (MAX_PARTS - 1,)),
         Info("A", 0, 0, 1, ""),
+        Leave(longest, longest, MAX_COUNTER, MAX_COUNTER, MAX_COUNTER),
+        WatchRequest(MAX_COUNTER),
+        EventNote(
+            longest,
+            MAX_COUNTER,
+            MAX_COUNTER,
+            "restarted",
+            longest,
+            MAX_COUNTER,
+            MAX_COUNTER,
+            ("x" * (MAX_PATH - 2), deepest),
+            ("a",),
+            ("é/ü",),
+            MAX_COUNTER,
+        ),
     ]
     for message in samples:
         assert decode_untrusted(encode(message)) == message
@@ -316,6 +363,7 @@ def reason_of(body: Any) -> str:
 WANT = Want("A", "B", 3, 4, 3, 2, -1, ())
 DIGEST = Digest("A", False, (Line("B", 1, 2, 3, False),), 7, "AQ==")
 PART = Part("A", "B", 1, 2, 0, 0, -1, 0, 1, 1, (FileMeta("dir/f", 1, -5, 2),))
+NOTE = EventNote("A", 1, 2, "changed", "B", 3, 4, ("new",), ("old",), ("same",), 0)
 
 
 @pytest.mark.parametrize(
@@ -342,6 +390,11 @@ PART = Part("A", "B", 1, 2, 0, 0, -1, 0, 1, 1, (FileMeta("dir/f", 1, -5, 2),))
         (PART, "files", [["dir/f", 1.0, -5, 2, False]]),
         (PART, "files", [["dir/f", True, -5, 2, False]]),
         (PART, "files", [[5, 1, -5, 2, False]]),
+        (NOTE, "added", "new"),  # a string is not a list of names
+        (NOTE, "added", [1]),
+        (NOTE, "more", True),
+        (NOTE, "kind", ["changed"]),
+        (WatchRequest(1), "nonce", "1"),
     ],
 )
 def test_no_coercion(message: Message, field: str, value: Any) -> None:
@@ -351,7 +404,9 @@ def test_no_coercion(message: Message, field: str, value: Any) -> None:
     assert reason_of(body) == "malformed"
 
 
-@pytest.mark.parametrize("message", [WANT, DIGEST, PART])
+@pytest.mark.parametrize(
+    "message", [WANT, DIGEST, PART, NOTE, WatchRequest(1), Leave("A", "B", 1, 2, 3)]
+)
 def test_extra_and_missing_keys(message: Message) -> None:
     body = valid_body(message)
     assert reason_of({**body, "extra": 1}) == "malformed"
@@ -534,6 +589,25 @@ def test_good_file_names(name: str) -> None:
         (InfoRequest(1, ()), {"parts": [MAX_PARTS]}),
         (Info("A", 1, 0, 1, ""), {"index": 1}),
         (Info("A", 1, 0, 1, ""), {"sender": "x" * (MAX_NAME + 1)}),
+        (Leave("A", "B", 1, 2, 3), {"origin": ""}),
+        (Leave("A", "B", 1, 2, 3), {"heartbeat": -1}),
+        (Leave("A", "B", 1, 2, 3), {"generation": MAX_COUNTER + 1}),
+        (WatchRequest(1), {"nonce": -1}),
+        (WatchRequest(1), {"nonce": MAX_COUNTER + 1}),
+        (NOTE, {"kind": "deleted"}),  # not a kind of event
+        (NOTE, {"kind": "Joined"}),
+        (NOTE, {"kind": ""}),
+        (NOTE, {"sender": ""}),
+        (NOTE, {"origin": "x" * (MAX_NAME + 1)}),
+        (NOTE, {"seq": -1}),
+        (NOTE, {"more": -1}),
+        (NOTE, {"version": MAX_COUNTER + 1}),
+        (NOTE, {"added": ["../up"]}),  # not a relative path
+        (NOTE, {"added": ["ok", "/abs"]}),
+        (NOTE, {"removed": [""]}),
+        (NOTE, {"changed": ["a//b"]}),
+        (NOTE, {"added": ["x" * (MAX_PATH - 1)]}),  # one byte too long
+        (NOTE, {"added": ["nul\x00byte"]}),
     ],
 )
 def test_out_of_bounds(message: Message, changes: dict[str, Any]) -> None:

@@ -33,15 +33,30 @@ async def open_peer(
     """Run peer ``name`` of ``config`` for the duration of the block.
 
     ``folder`` defaults to the config's; ``network`` to real UDP. Raises
-    :class:`.peer.StartupError` (one line) if the peer cannot start.
+    :class:`.peer.StartupError` (one line) if the peer cannot start, and
+    ``ValueError`` if ``name`` is not in the config or has no folder.
     """
+    if name not in config.peers:
+        known = ", ".join(sorted(config.peers))
+        raise ValueError(f"peer {name}: not in the config (its peers: {known})")
     where = folder if folder is not None else config.folder(name)
     if where is None:
         raise ValueError(f"peer {name}: no folder in the config; pass folder=")
     peer = Peer(name, config, network=network or UdpNetwork(), folder=where)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.run)
-        try:
-            yield peer
-        finally:
-            nursery.cancel_scope.cancel()
+    failure: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(peer.run)
+            try:
+                yield peer
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps whatever ends it -- the peer's StartupError, the
+        # block's own exception, Ctrl-C's KeyboardInterrupt -- in a group. The
+        # caller of a context manager expects that exception itself.
+        if len(group.exceptions) != 1:
+            raise
+        failure = group.exceptions[0]
+    if failure is not None:
+        raise failure
