@@ -63,6 +63,10 @@ class Subscription:
         """The next event (waits for it)."""
         return await self._receive.receive()
 
+    def receive_nowait(self) -> Event:
+        """The next event if one is waiting; :class:`trio.WouldBlock` if not."""
+        return self._receive.receive_nowait()
+
 
 class EventHub:
     """The subscribers of one peer's events."""

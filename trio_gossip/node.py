@@ -283,7 +283,7 @@ class Node:
         if not self._isolated and self._last_heard + suspect <= now:
             self._isolated = True
             log.warning(
-                "%s: heard from no other peer for %.0f s (is the network or the config right?)",
+                "%s: heard from no other peer for %.1f s (is the network or the config right?)",
                 self.name,
                 now - self._last_heard,
             )
