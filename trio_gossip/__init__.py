@@ -7,9 +7,10 @@ cluster key (:mod:`.keyring`) and the running peer (:mod:`.peer`).
 """
 
 from .config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
-from .info import NoAnswer, format_info, query
+from .info import NoAnswer, query
 from .keyring import Keyring, generate_key
 from .peer import Peer, StartupError, Statistics
+from .render import format_info
 from .scanner import Scan, ScanError, scan_folder
 from .state import Entry, FileMeta, Line, merge
 from .transport import Address, MemoryNetwork, Network, Transport, UdpNetwork

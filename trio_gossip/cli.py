@@ -24,9 +24,10 @@ from typing import NoReturn
 import trio
 
 from .config import Config, ConfigError, load_config, resolve_hosts
-from .info import NoAnswer, format_info, query
+from .info import NoAnswer, query
 from .keyring import generate_key
 from .peer import Peer, StartupError
+from .render import format_info
 from .transport import UdpNetwork
 
 __all__ = ["main"]
