@@ -22,7 +22,9 @@ from trio_gossip.info import (
     RETRY,
     WINDOW,
     Assembly,
+    files_matching,
     snapshot_problem,
+    unheard_for,
 )
 from trio_gossip.transport import Address
 from trio_gossip.wire import Info, InfoRequest, decode_untrusted, encode
@@ -258,14 +260,20 @@ async def test_parts_that_stop_coming_give_up_too(autojump_clock: trio.testing.M
         pytest.param("{not json", "is not JSON", id="not-json"),
         pytest.param("[]", "is not a snapshot: not an object", id="a-list"),
         pytest.param('{"peer": "A"}', "is not a snapshot: address: not a string", id="half"),
+        pytest.param(
+            '{"peer": "A", "address": "", "folder": "", "origins": {"\\u001b[2J\\n": 1}}',
+            "is not a snapshot: origins.\\x1b[2J\\n: not an object",
+            id="hostile-name",
+        ),
     ],
 )
 async def test_an_answer_that_is_no_snapshot(
     autojump_clock: trio.testing.MockClock, text: str, problem: str
 ) -> None:
     async with serving(FakePeer(text)) as network:
-        with pytest.raises(NoAnswer, match=problem):
+        with pytest.raises(NoAnswer, match=re.escape(problem)) as raised:
             await query(PEER, network=network)
+    assert str(raised.value).isprintable()
 
 
 async def test_answers_from_elsewhere_or_for_another_nonce_are_ignored(
@@ -363,7 +371,7 @@ def test_a_snapshot_of_fewer_parts_than_the_first_answer() -> None:
     assert a.text() == "0"
 
 
-# -- what a snapshot must be --------------------------------------------------------------
+# -- what a snapshot says --------------------------------------------------------------
 
 
 def bad(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
@@ -398,3 +406,31 @@ def test_a_snapshot_as_peers_send_it_has_no_problem() -> None:
     no_statistics = snapshot(0)
     del no_statistics["statistics"], no_statistics["reaped"]
     assert snapshot_problem(no_statistics) == ""
+
+
+def test_files_matching_is_fnmatch_on_the_whole_relative_path() -> None:
+    s = snapshot(0)
+    s["origins"]["A"]["files"] = [
+        {"name": n, "size": 1, "mtime_ns": 1} for n in ("a.jpg", "x/b.jpg", "c.JPG", "d.png")
+    ]
+    s["origins"]["B"]["files"] = [{"name": "photos/2025/e.jpg", "size": 2, "mtime_ns": 2}]
+    names = {o: [f["name"] for f in fs] for o, fs in files_matching(s, "*.jpg").items()}
+    assert names == {"A": ["a.jpg", "x/b.jpg"], "B": ["photos/2025/e.jpg"]}
+    assert list(files_matching(s, "photos/*")) == ["B"]
+    assert list(files_matching(s, "[cd].*")) == ["A"]
+    assert files_matching(s, "*.gif") == {}
+
+
+def test_unheard_for() -> None:
+    s = snapshot(0)  # A has run 100 push rounds; heard B 0.5 s ago
+    assert unheard_for(s, push=1.0, quiet=10.0) is None
+    s["origins"]["B"]["heard_ago"] = 12.5
+    assert unheard_for(s, push=1.0, quiet=10.0) == 12.5
+    assert unheard_for(s, push=1.0, quiet=20.0) is None
+    s["origins"]["B"]["heard_ago"] = None  # known, never heard
+    assert unheard_for(s, push=1.0, quiet=10.0) == math.inf
+    del s["origins"]["B"]  # reaped, or never known
+    assert unheard_for(s, push=1.0, quiet=10.0) == math.inf
+    # Up for 9.9 s only (99 rounds of 0.1 s): too early to tell.
+    s["origins"]["A"]["heartbeat"] = 99
+    assert unheard_for(s, push=0.1, quiet=10.0) is None

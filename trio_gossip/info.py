@@ -10,6 +10,7 @@ reads is made of the snapshot by :mod:`.render`.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import random
@@ -20,14 +21,17 @@ import attrs
 import trio
 
 from .keyring import Keyring
+from .render import escape
 from .transport import Address, Network, Transport, UdpNetwork
 from .wire import MAX_WANT_PARTS, BadDatagram, Info, InfoRequest, decode_untrusted, encode
 
 __all__ = [
     "Assembly",
     "NoAnswer",
+    "files_matching",
     "query",
     "snapshot_problem",
+    "unheard_for",
 ]
 
 NO_KEY = Keyring()
@@ -189,7 +193,9 @@ async def query(
         raise NoAnswer(f"the answer from {address[0]}:{address[1]} is not JSON") from None
     problem = snapshot_problem(snapshot)
     if problem:
-        raise NoAnswer(f"the answer from {address[0]}:{address[1]} is not a snapshot: {problem}")
+        where = f"{address[0]}:{address[1]}"
+        # The problem may quote a name of the snapshot: escaped, as render shows names.
+        raise NoAnswer(f"the answer from {where} is not a snapshot: {escape(problem)}")
     result: dict[str, Any] = snapshot
     return result
 
@@ -292,3 +298,35 @@ def _is_file(f: object) -> bool:
         and _is_int(f.get("size"))
         and _is_int(f.get("mtime_ns"))
     )
+
+
+# -- what a snapshot says ------------------------------------------------------------
+
+
+def files_matching(snapshot: dict[str, Any], pattern: str) -> dict[str, list[dict[str, Any]]]:
+    """The files of each origin whose name (the path relative to its folder)
+    matches the shell pattern ``pattern`` (:func:`fnmatch.fnmatchcase`: case
+    counts, and ``*`` crosses ``/``); only origins with at least one."""
+    matches: dict[str, list[dict[str, Any]]] = {}
+    for name, origin in snapshot["origins"].items():
+        files = [f for f in origin["files"] if fnmatch.fnmatchcase(f["name"], pattern)]
+        if files:
+            matches[name] = files
+    return matches
+
+
+def unheard_for(snapshot: dict[str, Any], push: float, quiet: float) -> float | None:
+    """Seconds the peer has heard from no other peer (the least ``heard_ago``
+    of the other origins; infinite if it heard none), when that is more than
+    ``quiet``; ``None`` when it heard one since, or has not run for ``quiet``
+    seconds yet (its own heartbeat counts its push rounds of ``push`` seconds)."""
+    own = snapshot["origins"].get(snapshot["peer"])
+    if own is not None and own["heartbeat"] * push < quiet:
+        return None  # too early to tell
+    ages = [
+        o["heard_ago"]
+        for name, o in snapshot["origins"].items()
+        if name != snapshot["peer"] and o["heard_ago"] is not None
+    ]
+    heard = float(min(ages, default=math.inf))
+    return heard if heard > quiet else None
