@@ -10,6 +10,7 @@ and a random fraction of a second more, so that each starts at its own
 point of the peer's second, as a user's would.
 
     python -m bench.info                      # 17,000 files, 10 queries
+    python -m bench.info --names mixed        # bench/scan.py's long, non-ASCII names
     python -m bench.info --files 5000 --queries 5 --process
 """
 
@@ -30,7 +31,7 @@ import trio
 # Run as ``python bench/NAME.py``: make the ``bench`` package importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Children, wait_until
+from bench.harness import Children, wait_until, write_out
 from bench.scan import make_tree
 from trio_gossip import NoAnswer, Peer, UdpNetwork, parse_config, query
 from trio_gossip.config import Config
@@ -149,6 +150,18 @@ def main() -> None:
         f"  best {min(times):.3f} s, median {statistics.median(times):.3f} s, "
         f"worst {max(times):.3f} s"
     )
+    figures = {
+        "files": args.files,
+        "names": args.names,
+        "process": args.process,
+        "json_bytes": size,
+        "parts": parts,
+        "seconds": times,
+        "best": min(times),
+        "median": statistics.median(times),
+        "worst": max(times),
+    }
+    print(f"written to {write_out('info', figures)}")
 
 
 if __name__ == "__main__":
