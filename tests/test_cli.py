@@ -18,6 +18,7 @@ import pytest
 import trio
 from ports import free_udp_ports
 
+import trio_gossip
 from trio_gossip import cli
 from trio_gossip.config import load_config
 
@@ -117,7 +118,7 @@ def test_a_config_that_cannot_work(tmp_path: Path, change: Any, expected: str) -
     change(config)
     (tmp_path / "config.json").write_text(json.dumps(config))
     line = assert_one_line_error(run("--all", cwd=tmp_path), 2)
-    assert line == f"trio_gossip: config.json: {expected}"
+    assert line == f"trio-gossip: config.json: {expected}"
     assert not (tmp_path / "folders").exists()  # refused before any peer started
 
 
@@ -128,17 +129,49 @@ def test_an_unknown_peer_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        pytest.param((), id="neither-name-nor-all"),
-        pytest.param(("A", "--all"), id="name-and-all"),
-        pytest.param(("A", "--json"), id="json-without-info"),
-        pytest.param(("--all", "--info"), id="info-with-all"),
+        pytest.param((), "give a peer NAME or --all", id="neither-name-nor-all"),
+        pytest.param(("A", "--all"), "give a peer NAME or --all", id="name-and-all"),
+        pytest.param(("A", "--json"), "--json goes with --info or --find", id="json-alone"),
+        pytest.param(("--all", "--info"), "--info asks one peer", id="info-with-all"),
+        pytest.param(("--all", "--find", "*"), "--find asks one peer", id="find-with-all"),
+        pytest.param(("A", "--info", "--find", "*"), "not both", id="info-and-find"),
+        pytest.param(("A", "--summary"), "--summary goes with --info", id="summary-alone"),
+        pytest.param(("A", "--find", "*", "--summary"), "--summary goes", id="find-summary"),
+        pytest.param(("A", "--info", "--summary", "--json"), "--summary is text", id="sum-json"),
+        pytest.param(("A", "--find"), "expected one argument", id="find-without-glob"),
     ],
 )
-def test_a_bad_command_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+def test_a_bad_command_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     write_config(tmp_path / "config.json")
-    assert_one_line_error(run(*args, cwd=tmp_path), 2)
+    line = assert_one_line_error(run(*args, cwd=tmp_path), 2)
+    assert line.startswith("trio-gossip: ")
+    assert message in line
+    assert line.endswith(" (see --help)")
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"trio-gossip {trio_gossip.__version__}\n"
+    assert trio_gossip.__version__ == "0.1.0"
+
+
+def test_help_names_the_real_commands(tmp_path: Path) -> None:
+    result = run("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: trio-gossip ")
+    for command in (
+        "trio-gossip A ",
+        "python -m trio_gossip A",
+        "trio-gossip --all",
+        "trio-gossip A --info",
+        "trio-gossip A --find '*.jpg'",
+        "--summary",
+        "exit statuses:",
+    ):
+        assert command in result.stdout
 
 
 def test_an_address_already_in_use(tmp_path: Path) -> None:
@@ -162,7 +195,7 @@ def test_a_bad_key_is_one_line_without_the_key(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(config))
     line = assert_one_line_error(run("A", cwd=tmp_path), 2)
     assert line == (
-        "trio_gossip: config.json: keys[1]: expected a key of 16, 24 or 32 bytes, got 10"
+        "trio-gossip: config.json: keys[1]: expected a key of 16, 24 or 32 bytes, got 10"
     )
     assert short not in line
 
@@ -190,11 +223,13 @@ def test_keygen_prints_a_new_key(tmp_path: Path) -> None:
     assert keyring.keys == (base64.b64decode(first.stdout),)
 
 
-@pytest.mark.parametrize("other", [("A",), ("--all",), ("A", "--info")])
+@pytest.mark.parametrize(
+    "other", [("A",), ("--all",), ("A", "--info"), ("A", "--find", "*"), ("--summary",)]
+)
 def test_keygen_goes_alone(tmp_path: Path, other: tuple[str, ...]) -> None:
     write_config(tmp_path / "config.json")
     line = assert_one_line_error(run("--keygen", *other, cwd=tmp_path), 2)
-    assert line == "trio_gossip: --keygen goes alone (see --help)"
+    assert line == "trio-gossip: --keygen goes alone (see --help)"
 
 
 # -- running peers -----------------------------------------------------------------
@@ -368,4 +403,245 @@ def test_ctrl_c_while_the_config_loads_is_one_line_and_status_130(
     write_config(tmp_path / "config.json")
     monkeypatch.setattr(cli, "resolve_hosts", interrupted)
     assert cli.main(["A", "--config", str(tmp_path / "config.json")]) == 130
-    assert capsys.readouterr().err == "trio_gossip: interrupted\n"
+    assert capsys.readouterr().err == "trio-gossip: interrupted\n"
+
+
+# -- --info and --find, what they print and their statuses ---------------------------
+
+
+def file(name: str, size: int = 6) -> dict[str, Any]:
+    return {"name": name, "size": size, "mtime_ns": 1_764_353_528_123_456_789}
+
+
+def view(heard_b: float | None = 0.2, heartbeat: int = 1000, **files: list[str]) -> dict[str, Any]:
+    """A snapshot from peer A, which knows B; A has run ``heartbeat`` push rounds."""
+
+    def origin(name: str, heard: float | None) -> dict[str, Any]:
+        names = files.get(name, [])
+        return {
+            "generation": 1,
+            "version": 2,
+            "heartbeat": heartbeat,
+            "changed_ago": 30.0,
+            "heard_ago": heard,
+            "file_count": len(names),
+            "files": [file(n) for n in names],
+        }
+
+    return {
+        "peer": "A",
+        "address": "127.0.0.1:9101",
+        "folder": "/srv/A",
+        "origins": {"A": origin("A", 0.0), "B": origin("B", heard_b)},
+        "reaped": {},
+    }
+
+
+Ask = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def ask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Ask:
+    """``ask(snapshot, *args)``: ``main(["A", *args])`` with a peer A that
+    answers ``snapshot``; the status, stdout and stderr."""
+    write_config(tmp_path / "config.json", "AB")  # push 0.1 s: quiet after 10 s
+    config = load_config(tmp_path / "config.json")
+
+    def ask(snapshot: dict[str, Any], *args: str) -> tuple[int, str, str]:
+        async def answer(address: tuple[str, int], *, keyring: object) -> dict[str, Any]:
+            assert address == config.address("A")
+            return snapshot
+
+        monkeypatch.setattr(cli, "query", answer)
+        status = cli.main(["A", *args, "--config", str(tmp_path / "config.json")])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return ask
+
+
+def test_summary_is_one_line_per_origin(
+    ask: Ask,
+) -> None:
+    snapshot = view(A=["a.txt", "b.txt"], B=["c.txt"])
+    status, out, err = ask(snapshot, "--info", "--summary")
+    assert (status, err) == (0, "")
+    assert out == (
+        "peer A at 127.0.0.1:9101, folder /srv/A\n"
+        "2 origin(s) known\n"
+        "\n"
+        "A (this peer): version 2, changed 30 s ago, heard just now, 2 file(s)\n"
+        "B: version 2, changed 30 s ago, heard just now, 1 file(s)\n"
+    )
+
+
+def test_find_shows_who_holds_what(
+    ask: Ask,
+) -> None:
+    snapshot = view(A=["a.jpg", "b.txt"], B=["photos/c.jpg", "d.png"])
+    status, out, err = ask(snapshot, "--find", "*.jpg")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert [line.split("  ")[:3] for line in lines] == [
+        ["A (this peer): 1 file(s)"],
+        ["", "a.jpg", "6 B"],
+        ["B: 1 file(s)"],
+        ["", "photos/c.jpg", "6 B"],
+    ]
+
+
+def test_find_as_json(
+    ask: Ask,
+) -> None:
+    snapshot = view(A=["a.jpg", "b.txt"], B=["x\n\x1b.jpg"])
+    status, out, err = ask(snapshot, "--find", "*.jpg", "--json")
+    assert (status, err) == (0, "")
+    assert json.loads(out) == {
+        "peer": "A",
+        "pattern": "*.jpg",
+        "origins": {"A": [file("a.jpg")], "B": [file("x\n\x1b.jpg")]},  # exact, not escaped
+    }
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_find_without_a_match_is_status_4(
+    ask: Ask,
+    as_json: bool,
+) -> None:
+    snapshot = view(A=["a.jpg"])
+    more = ("--json",) if as_json else ()
+    status, out, err = ask(snapshot, "--find", "*.gif", *more)
+    assert (status, err) == (4, "")
+    if as_json:
+        assert json.loads(out) == {"peer": "A", "pattern": "*.gif", "origins": {}}
+    else:
+        assert out == ""
+
+
+def test_names_cannot_forge_lines_or_reach_the_terminal(
+    ask: Ask,
+) -> None:
+    hostile = ["two\nlines", "\x1b[2Jclear", "bell\a", "rtl\u202egpj.exe", "back\\slash", "\ud800"]
+    snapshot = view(A=hostile)
+    status, out, _ = ask(snapshot, "--info")
+    assert status == 0
+    lines = out.splitlines()
+    assert all(line.isprintable() for line in lines)
+    shown = [line.split("  ")[1] for line in lines if line.startswith("  ")]
+    assert shown == [
+        "two\\nlines",
+        "\\x1b[2Jclear",
+        "bell\\x07",
+        "rtl\\u202egpj.exe",
+        "back\\\\slash",
+        "\\ud800",
+    ]
+    status, out, _ = ask(snapshot, "--info", "--json")
+    assert status == 0
+    assert json.loads(out) == snapshot  # --json is exact, a lone surrogate included
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (("--info",), 3),
+        (("--info", "--json"), 3),
+        (("--info", "--summary"), 3),
+        (("--find", "*"), 0),
+    ],
+)
+def test_a_peer_that_heard_no_other_lately(
+    ask: Ask,
+    args: tuple[str, ...],
+    status: int,
+) -> None:
+    snapshot = view(heard_b=42.4, A=["a.txt"])
+    got, out, err = ask(snapshot, *args)
+    assert got == status
+    assert out  # what the peer said is shown all the same
+    assert err == (
+        "trio-gossip: peer A has heard from no other peer for 42 s (expected within 10 s)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "err", "status"),
+    [
+        pytest.param(view(heard_b=9.9), "", 0, id="heard-lately"),
+        pytest.param(view(heard_b=None, heartbeat=99), "", 0, id="too-early-to-tell"),
+        pytest.param(
+            view(heard_b=None, heartbeat=100),
+            "trio-gossip: peer A has heard from no other peer yet (expected within 10 s)\n",
+            3,
+            id="never-heard",
+        ),
+    ],
+)
+def test_the_health_check(
+    ask: Ask,
+    snapshot: dict[str, Any],
+    err: str,
+    status: int,
+) -> None:
+    assert ask(snapshot, "--info")[::2] == (status, err)
+
+
+def test_ctrl_c_during_a_query_is_one_line_and_status_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def interrupted(*args: object, **kwargs: object) -> NoReturn:
+        # Inside a nursery, as trio delivers it: a KeyboardInterrupt in a group.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            raise KeyboardInterrupt
+
+    write_config(tmp_path / "config.json")
+    monkeypatch.setattr(cli, "query", interrupted)
+    assert cli.main(["A", "--info", "--config", str(tmp_path / "config.json")]) == 130
+    assert capsys.readouterr() == ("", "trio-gossip: interrupted\n")
+
+
+# -- --info of real processes: cut short, interrupted ---------------------------------
+
+
+def test_info_piped_into_head_stops_quietly(tmp_path: Path) -> None:
+    # More text than a pipe holds: the reader leaves while --info still writes.
+    write_config(tmp_path / "config.json", "AB")
+    folder = tmp_path / "folders" / "A"
+    folder.mkdir(parents=True)
+    for i in range(1_000):
+        (folder / f"{'a-file-with-a-long-name-' * 8}{i:05d}.txt").write_text("x")
+    with running((["A"], "A"), cwd=tmp_path, logs=tmp_path):
+        whole = run("A", "--info", cwd=tmp_path)
+        assert whole.returncode == 0, whole.stderr
+        assert len(whole.stdout.encode()) > 3 * 65_536  # a pipe holds 65,536 bytes
+        with subprocess.Popen(
+            [sys.executable, "-m", "trio_gossip", "A", "--info"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as head:
+            assert head.stdout is not None and head.stderr is not None
+            first = head.stdout.readline()
+            head.stdout.close()
+            assert head.wait(timeout=TIMEOUT) == 141
+            assert head.stderr.read() == b""  # no traceback, nothing at all
+    assert first.decode() == whole.stdout.splitlines(keepends=True)[0]
+
+
+def test_ctrl_c_while_info_waits_for_an_answer(tmp_path: Path) -> None:
+    write_config(tmp_path / "config.json")  # nobody runs: --info waits 2 s for an answer
+    with subprocess.Popen(
+        [sys.executable, "-m", "trio_gossip", "A", "--info", "--log-level", "DEBUG"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        asking = process.stderr.readline()  # main() runs: Ctrl-C is ours to catch
+        assert "DEBUG asking peer A at 127.0.0.1:" in asking
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=TIMEOUT) == 130
+        assert process.stderr.read() == "trio-gossip: interrupted\n"
+        assert process.stdout.read() == ""

@@ -184,7 +184,8 @@ class Cluster:
         try:
             for name, ask in asks.items():
                 out, err = ask.communicate(timeout=COMMAND)
-                assert ask.returncode == 0, f"{name} --info: {err}\n{self.logs_tail()}"
+                # 3: it answered, but heard from no other peer lately (a pulled cable).
+                assert ask.returncode in (0, 3), f"{name} --info: {err}\n{self.logs_tail()}"
                 snapshots[name] = json.loads(out)
         finally:
             for ask in asks.values():

@@ -24,7 +24,7 @@ from trio_gossip import (
     query,
     scan_folder,
 )
-from trio_gossip.info import WINDOW as INFO_WINDOW
+from trio_gossip.info import FIRST_PARTS
 from trio_gossip.state import live_files
 
 pytestmark = pytest.mark.slow
@@ -103,9 +103,9 @@ async def test_three_peers_converge_over_loopback_and_answer_info(tmp_path: Path
             assert snapshot["origins"]["B"]["file_count"] == 1_000
             assert len(snapshot["origins"]["B"]["files"]) == 1_000
             assert snapshot["statistics"]["datagrams_in"] > 0
-            # More than one window of info parts: the query asked again for the rest.
+            # More parts than the first answer holds: the query asked for the rest.
             size = len(json.dumps(snapshot, separators=(",", ":")))
-            assert size > INFO_WINDOW * config.max_datagram // 2
+            assert size > FIRST_PARTS * config.max_datagram // 2
             nursery.cancel_scope.cancel()
 
 

@@ -14,13 +14,14 @@ from .codec import BadDatagram, decode_untrusted, encode
 from .config import Config, ConfigError, Intervals, PeerConfig, load_config, parse_config
 from .events import Event
 from .hub import Subscription
-from .info import NoAnswer, format_info, query
+from .info import NoAnswer, query
 from .keyring import Keyring, generate_key
 from .members import FileInfo, Member
 from .memory import MemoryNetwork
 from .messages import Message
 from .node import Node, Send
 from .peer import Peer, StartupError, Statistics
+from .render import format_info
 from .scanner import Scan, ScanError, ScanStopped, Skipped, scan_folder
 from .state import Entry, FileMeta, Line, merge
 from .transport import Address, Network, Transport

@@ -1,19 +1,33 @@
-"""The command line: ``python -m trio_gossip X``, ``--all``, ``X --info [--json]``,
-``--keygen``.
+"""The command line: ``trio-gossip X`` (the same as ``python -m trio_gossip X``),
+``--all``, ``X --info [--summary | --json]``, ``X --find GLOB [--json]``,
+``--keygen``, ``--version``.
 
-Exit status: 0 after a clean stop (Ctrl-C, SIGTERM), a shown ``--info`` or a
-printed ``--keygen``;
-1 when ``--info`` gets no answer; 2 for a bad command line, a bad config, or a
-peer that cannot start. Every such failure is one line on stderr.
+Exit statuses (docs/configuration.md, "Exit statuses"), each failure one line on stderr:
+
+- 0: the peers stopped cleanly (SIGINT, SIGTERM); ``--info`` printed the
+  snapshot; ``--find`` printed at least one file; ``--keygen``, ``--version``
+  or ``--help`` printed theirs;
+- 1: ``--info`` or ``--find`` got no answer (or no snapshot) from the peer;
+- 2: a bad command line, a bad config, or a peer that cannot start;
+- 3: ``--info`` printed the snapshot, but the peer has heard from no other
+  peer within max(5 push rounds, 10 s): it may be cut off;
+- 4: ``--find`` matched no file (``grep``'s 1, which here says "no answer");
+- 130: Ctrl-C before the peers watch for it, or during ``--info`` or ``--find``;
+- 141: stdout was closed before all was written (``| head``): as a process
+  that SIGPIPE ended, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
+import math
+import os
 import resource
 import secrets
+import select
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,10 +37,12 @@ from typing import NoReturn
 
 import trio
 
+from . import __version__
 from .config import Config, ConfigError, load_config, resolve_hosts
-from .info import NoAnswer, format_info, query
+from .info import NoAnswer, files_matching, query, unheard_for
 from .keyring import generate_key
 from .peer import Peer, StartupError
+from .render import format_info, format_matches, format_summary
 from .udp import UdpNetwork
 
 __all__ = ["main"]
@@ -34,18 +50,49 @@ __all__ = ["main"]
 log = logging.getLogger("trio_gossip")
 
 
+PROG = "trio-gossip"
+
+#: ``--info`` and ``--find`` warn when the peer heard from no other peer in
+#: this many push rounds, and at least this many seconds.
+QUIET_ROUNDS = 5
+QUIET_SECONDS = 10.0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
+_EPILOG = """\
+examples:
+  trio-gossip A                 run peer A (the same: python -m trio_gossip A)
+  trio-gossip --all             run every peer of the config in this process
+  trio-gossip A --info          what the running peer A knows, file by file
+  trio-gossip A --info --summary
+                                the same, one line per peer
+  trio-gossip A --find '*.jpg'  which peers hold files matching *.jpg
+  trio-gossip --keygen          a new cluster key
+
+exit statuses:
+  0 done; 1 the peer did not answer; 2 a bad command line or config, or a peer
+  that cannot start; 3 --info: the peer heard from no other peer lately;
+  4 --find: no file matched; 130 interrupted; 141 the output was cut short
+"""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trio-gossip")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="trio_gossip",
+        prog=PROG,
         description="Gossip the metadata of folders between peers over UDP.",
-        epilog="Run one peer: trio_gossip A.  Every peer of the config in one process: "
-        "trio_gossip --all.  What a running peer knows: trio_gossip A --info.  "
-        "A new cluster key: trio_gossip --keygen.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "name", nargs="?", metavar="NAME", help="the peer to run or ask (a name in the config)"
@@ -56,7 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--info", action="store_true", help="ask the running peer NAME what it knows"
     )
-    parser.add_argument("--json", action="store_true", help="with --info: print one JSON object")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="with --info: one line per origin, without its files",
+    )
+    parser.add_argument(
+        "--find",
+        metavar="GLOB",
+        help="ask the running peer NAME which peers hold files whose path matches GLOB "
+        "(a shell pattern: quote it, '*.jpg'; * also matches /)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="with --info or --find: print one JSON object"
+    )
     parser.add_argument(
         "--keygen",
         action="store_true",
@@ -76,7 +136,31 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="default: INFO",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     return parser
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse the combinations of options that mean nothing (exit status 2)."""
+    asks = args.info or args.find is not None
+    if args.keygen:
+        if args.name is not None or args.all or asks or args.json or args.summary:
+            parser.error("--keygen goes alone")
+        return
+    if args.all == (args.name is not None):
+        parser.error("give a peer NAME or --all")
+    if args.info and args.find is not None:
+        parser.error("give --info or --find, not both")
+    if asks and args.all:
+        parser.error(
+            f"{'--info' if args.info else '--find'} asks one peer: give its NAME, not --all"
+        )
+    if args.json and not asks:
+        parser.error("--json goes with --info or --find")
+    if args.summary and not args.info:
+        parser.error("--summary goes with --info")
+    if args.summary and args.json:
+        parser.error("--summary is text: --json prints the whole snapshot")
 
 
 def _folder(config: Config, name: str) -> Path:
@@ -133,30 +217,34 @@ async def serve(config: Config, names: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    interrupted = broken = False
+    try:
+        return _main(argv)
+    except* KeyboardInterrupt:  # Ctrl-C before the peers watch for it, or during --info
+        interrupted = True
+    except* BrokenPipeError:  # whoever read our output stopped reading (| head)
+        broken = True
+    if broken:
+        # As the Python docs advise: the interpreter flushes stdout on the way
+        # out, which would fail again; send what is left nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports of a process the pipe ended
+    if interrupted:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+    return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _check(parser, args)
     if args.keygen:
-        if args.name is not None or args.all or args.info or args.json:
-            parser.error("--keygen goes alone")
         print(generate_key())  # needs no config: it makes the key that goes in one
         return 0
-    if args.all == (args.name is not None):
-        parser.error("give a peer NAME or --all")
-    if args.info and args.all:
-        parser.error("--info asks one peer: give its NAME, not --all")
-    if args.json and not args.info:
-        parser.error("--json goes with --info")
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    try:
-        return _run(args)
-    except KeyboardInterrupt:  # Ctrl-C before the peers watch for it (resolving hosts)
-        print("trio_gossip: interrupted", file=sys.stderr)
-        return 130
-
-
-def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         if args.name is not None and args.name not in config.peers:
@@ -164,10 +252,10 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.config}: no peer named {args.name!r} (peers: {known})")
         config = resolve_hosts(config, str(args.config))
     except ConfigError as exc:
-        print(f"trio_gossip: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    if args.info:
-        return _info(config, args.name, args.json)
+    if args.info or args.find is not None:
+        return _ask(config, args)
     names = list(config.peers) if args.all else [args.name]
     failures: list[StartupError] = []
     try:
@@ -177,16 +265,82 @@ def _run(args: argparse.Namespace) -> int:
     except* KeyboardInterrupt:  # a second Ctrl-C while stopping
         log.info("interrupted")
     if failures:
-        print(f"trio_gossip: {failures[0]}", file=sys.stderr)
+        print(f"{PROG}: {failures[0]}", file=sys.stderr)
         return 2
     return 0
 
 
-def _info(config: Config, name: str, as_json: bool) -> int:
+def _ask(config: Config, args: argparse.Namespace) -> int:
+    """``--info`` or ``--find``: ask the peer, print what it said, judge its health."""
+    name: str = args.name
+    address = config.address(name)
+    log.debug("asking peer %s at %s:%d", name, *address)
     try:
-        snapshot = trio.run(partial(query, config.address(name), keyring=config.keyring))
+        snapshot = trio.run(partial(query, address, keyring=config.keyring))
     except NoAnswer as exc:
-        print(f"trio_gossip: peer {name} is not answering: {exc}", file=sys.stderr)  # one line
+        print(f"{PROG}: peer {name} is not answering: {exc}", file=sys.stderr)  # one line
         return 1
-    print(json.dumps(snapshot, indent=2, ensure_ascii=False) if as_json else format_info(snapshot))
-    return 0
+    status = 0
+    if args.find is not None:
+        matches = files_matching(snapshot, args.find)
+        if args.json:
+            _print_json({"peer": snapshot["peer"], "pattern": args.find, "origins": matches})
+        elif matches:
+            _print_text(format_matches(snapshot, matches))
+        status = 0 if matches else 4
+    elif args.json:
+        _print_json(snapshot)
+    else:
+        _print_text(format_summary(snapshot) if args.summary else format_info(snapshot))
+    push = config.intervals.push
+    quiet = max(QUIET_ROUNDS * push, QUIET_SECONDS)
+    unheard = unheard_for(snapshot, push, quiet)
+    if unheard is not None:
+        since = "yet" if math.isinf(unheard) else f"for {unheard:.0f} s"
+        print(
+            f"{PROG}: peer {name} has heard from no other peer {since} "
+            f"(expected within {quiet:g} s)",
+            file=sys.stderr,
+        )
+        if args.info:
+            status = 3
+    return status
+
+
+def _print_text(text: str) -> None:
+    # Names are escaped already (render.escape); a terminal that cannot show
+    # a printable character gets an escape rather than a traceback.
+    _write(text + "\n", errors="backslashreplace")
+
+
+def _print_json(value: object) -> None:
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        text.encode(_encoding())
+    except UnicodeEncodeError:  # a lone surrogate, or a terminal without UTF-8
+        text = json.dumps(value, indent=2)  # the same JSON, escaped to ASCII
+    _write(text + "\n", errors="strict")
+
+
+def _encoding() -> str:
+    return sys.stdout.encoding or "utf-8"
+
+
+def _write(text: str, errors: str) -> None:
+    """All of ``text`` on stdout, or :class:`BrokenPipeError` if its reader left.
+
+    Straight to the bytes under ``sys.stdout``, in a loop: with
+    ``PYTHONUNBUFFERED`` that is a raw file, whose write may take only a part
+    (a pipe whose reader left takes what fitted), and the text layer would
+    drop the rest without a word.
+    """
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    data = memoryview(text.encode(_encoding(), errors))
+    while data:
+        written = out.write(data)
+        if written is None:  # a non-blocking stdout that is full: wait for room
+            select.select([], [out], [])
+            continue
+        data = data[written:]
+    out.flush()
