@@ -24,7 +24,7 @@ from sim import GENERATION, Folder, Sim, files_of, handle, make_config, open_sim
 from trio_gossip import Entry, Intervals, Line, Peer, format_info
 from trio_gossip.codec import BadDatagram, decode_untrusted, encode
 from trio_gossip.digests import Roster
-from trio_gossip.infoserver import INFO_RATE
+from trio_gossip.infoserver import INFO_BURST, INFO_RATE
 from trio_gossip.limits import MAX_COUNTER, MAX_DATAGRAM, MIN_DATAGRAM
 from trio_gossip.memory import MemoryNetwork, TaskRandom
 from trio_gossip.messages import Digest, Info, InfoRequest, Message, Part, Want
@@ -856,14 +856,22 @@ async def test_a_generation_far_ahead_of_the_wall_clock_is_refused(
 async def test_info_answers_are_rate_limited(autojump_clock: trio.testing.MockClock) -> None:
     async with open_sim("AB", seed=94) as sim:
         a = sim.peers["A"]
-        now = float(math.floor(trio.current_time())) + 0.5
+        now = trio.current_time()
         sent = 0
-        for nonce in range(INFO_RATE + 5):
+        for nonce in range(INFO_BURST + 5):
             sent += len(handle(a, encode(InfoRequest(nonce, ())), NOWHERE, now))
-        assert sent == INFO_RATE  # one part each: the snapshot of two empty folders is small
+        assert sent == INFO_BURST  # one part each: the snapshot of two empty folders is small
         assert a.statistics().rejected == {"info rate": 5}
-        # The next second has a budget of its own.
-        assert len(handle(a, encode(InfoRequest(0, ())), NOWHERE, now + 1)) == 1
+        # Then INFO_RATE a second: one part after 1 / INFO_RATE seconds, not before.
+        later = now + 1 / INFO_RATE
+        assert handle(a, encode(InfoRequest(0, ())), NOWHERE, later - 1e-6) == []
+        assert len(handle(a, encode(InfoRequest(0, ())), NOWHERE, later + 1e-6)) == 1
+        after_a_second = later + 1e-6 + 1  # a second after that part: INFO_RATE more
+        sent = sum(
+            len(handle(a, encode(InfoRequest(n, ())), NOWHERE, after_a_second))
+            for n in range(INFO_RATE + 5)
+        )
+        assert sent == INFO_RATE
 
 
 async def test_a_digest_naming_an_origin_twice_is_refused_whole(

@@ -1,18 +1,19 @@
 """The command line: ``trio-gossip X`` (the same as ``python -m trio_gossip X``),
 ``--all``, ``X --info [--summary | --json]``, ``X --find GLOB [--json]``,
-``--keygen``, ``--version``.
+``X --watch [--json]``, ``--keygen``, ``--version``.
 
 Exit statuses (docs/configuration.md, "Exit statuses"), each failure one line on stderr:
 
 - 0: the peers stopped cleanly (SIGINT, SIGTERM); ``--info`` printed the
   snapshot; ``--find`` printed at least one file; ``--keygen``, ``--version``
   or ``--help`` printed theirs;
-- 1: ``--info`` or ``--find`` got no answer (or no snapshot) from the peer;
+- 1: ``--info``, ``--find`` or ``--watch`` got no answer (or no snapshot) from the peer;
 - 2: a bad command line, a bad config, or a peer that cannot start;
 - 3: ``--info`` printed the snapshot, but the peer has heard from no other
   peer within max(5 push rounds, 10 s): it may be cut off;
 - 4: ``--find`` matched no file (``grep``'s 1, which here says "no answer");
-- 130: Ctrl-C before the peers watch for it, or during ``--info`` or ``--find``;
+- 130: Ctrl-C before the peers watch for it, or during ``--info``, ``--find``
+  or ``--watch`` (the usual way to end ``--watch``);
 - 141: stdout was closed before all was written (``| head``): as a process
   that SIGPIPE ended, without a traceback.
 """
@@ -30,20 +31,25 @@ import secrets
 import select
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import trio
 
 from . import __version__
 from .config import Config, ConfigError, load_config, resolve_hosts
+from .events import Event
 from .info import NoAnswer, files_matching, query, unheard_for
 from .keyring import generate_key
+from .logs import JsonFormatter, describe
+from .messages import EventNote
 from .peer import Peer, StartupError
 from .render import format_info, format_matches, format_summary
 from .udp import UdpNetwork
+from .watch import NotWatching, note_json, watch
 
 __all__ = ["main"]
 
@@ -71,6 +77,9 @@ examples:
   trio-gossip A --info --summary
                                 the same, one line per peer
   trio-gossip A --find '*.jpg'  which peers hold files matching *.jpg
+  trio-gossip A --watch         what peer A sees change, as it happens (Ctrl-C ends)
+  trio-gossip A --on-change 'logger -t gossip'
+                                run peer A, and a command for each event (JSON on stdin)
   trio-gossip --keygen          a new cluster key
 
 exit statuses:
@@ -115,7 +124,26 @@ def _parser() -> argparse.ArgumentParser:
         "(a shell pattern: quote it, '*.jpg'; * also matches /)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="with --info or --find: print one JSON object"
+        "--watch",
+        action="store_true",
+        help="follow what the running peer NAME sees change, one line per event (Ctrl-C ends)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --info or --find: print one JSON object; with --watch: one per line",
+    )
+    parser.add_argument(
+        "--on-change",
+        metavar="CMD",
+        help="when running peers: run the shell command CMD for each event, the event "
+        "as JSON on its stdin (overrides the config's on_change)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="the log on stderr: lines for a person (default) or one JSON object per line",
     )
     parser.add_argument(
         "--keygen",
@@ -142,21 +170,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse the combinations of options that mean nothing (exit status 2)."""
-    asks = args.info or args.find is not None
+    asks = args.info or args.find is not None or args.watch
     if args.keygen:
         if args.name is not None or args.all or asks or args.json or args.summary:
             parser.error("--keygen goes alone")
         return
+    if sum((args.info, args.find is not None, args.watch)) > 1:
+        parser.error("give one of --info, --find and --watch")
+    if args.on_change is not None and asks:
+        parser.error("--on-change goes with running peers, not with asking one")
     if args.all == (args.name is not None):
         parser.error("give a peer NAME or --all")
-    if args.info and args.find is not None:
-        parser.error("give --info or --find, not both")
     if asks and args.all:
-        parser.error(
-            f"{'--info' if args.info else '--find'} asks one peer: give its NAME, not --all"
-        )
+        what = "--info" if args.info else "--find" if args.find is not None else "--watch"
+        parser.error(f"{what} asks one peer: give its NAME, not --all")
     if args.json and not asks:
-        parser.error("--json goes with --info or --find")
+        parser.error("--json goes with --info, --find or --watch")
     if args.summary and not args.info:
         parser.error("--summary goes with --info")
     if args.summary and args.json:
@@ -188,8 +217,9 @@ def _allow_sockets(count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
 
-async def serve(config: Config, names: Sequence[str]) -> None:
-    """Run the peers ``names`` until SIGINT or SIGTERM; SIGHUP rescans their folders."""
+async def serve(config: Config, names: Sequence[str], on_change: str | None = None) -> None:
+    """Run the peers ``names`` until SIGINT or SIGTERM; SIGHUP rescans their folders.
+    ``on_change``: a hook for each event, instead of the config's."""
     _allow_sockets(len(names))
     network = UdpNetwork()
     peers: list[Peer] = []
@@ -210,7 +240,8 @@ async def serve(config: Config, names: Sequence[str]) -> None:
             # Watching from the start: a signal also stops a long start (--all).
             nursery.start_soon(on_signal)
             for name in names:
-                peer = Peer(name, config, network=network, folder=_folder(config, name))
+                folder = _folder(config, name)
+                peer = Peer(name, config, network=network, folder=folder, on_change=on_change)
                 await nursery.start(peer.run)
                 peers.append(peer)
 
@@ -242,9 +273,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.keygen:
         print(generate_key())  # needs no config: it makes the key that goes in one
         return 0
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
         config = load_config(args.config)
         if args.name is not None and args.name not in config.peers:
@@ -254,12 +288,14 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    if args.watch:
+        return _watch(config, args.name, as_json=args.json)
     if args.info or args.find is not None:
         return _ask(config, args)
     names = list(config.peers) if args.all else [args.name]
     failures: list[StartupError] = []
     try:
-        trio.run(serve, config, names)
+        trio.run(serve, config, names, args.on_change)
     except* StartupError as group:
         failures.extend(e for e in group.exceptions if isinstance(e, StartupError))
     except* KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -305,6 +341,46 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
         if args.info:
             status = 3
     return status
+
+
+def _watch(config: Config, name: str, *, as_json: bool) -> int:
+    """``--watch``: print each event the peer sees until Ctrl-C (or SIGTERM)."""
+
+    def show(note: EventNote, lost: int) -> None:
+        if as_json:
+            _write(json.dumps(note_json(note, lost), ensure_ascii=True) + "\n", errors="strict")
+            return
+        if lost:
+            _print_text(f"({lost} event(s) lost)")
+        kind: Any = note.kind  # one of the kinds the decoder checked
+        event = Event(kind, note.origin, 0.0, note.generation, note.version, *_names(note))
+        more = f" (and {note.more} more names)" if note.more else ""
+        _print_text(f"{time.strftime('%H:%M:%S')} {describe(event)}{more}")
+
+    async def run() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def stop() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(stop)
+                await watch(config.address(name), show, keyring=config.keyring)
+
+    failures: list[BaseException] = []
+    try:
+        trio.run(run)
+    except* NotWatching as group:
+        failures.extend(group.exceptions)
+    if failures:
+        print(f"{PROG}: peer {name} is not answering: {failures[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _names(note: EventNote) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    return note.added, note.removed, note.changed
 
 
 def _print_text(text: str) -> None:

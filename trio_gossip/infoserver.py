@@ -9,7 +9,8 @@ costs is bounded however many arrive, whatever their nonces:
   about one line per origin, not one per file;
 * a few snapshots are kept at once (:data:`KEEP`), and a client's nonce points
   at the one it started with, so its parts all come from one text;
-* at most :data:`INFO_RATE` parts are sent per second in all: a flood of small
+* at most :data:`INFO_RATE` parts are sent per second in all, after a burst
+  of :data:`INFO_BURST` (a token bucket): a flood of small
   forged requests cannot turn a peer into a large stream of answers.
 
 Pure: the time is passed in.
@@ -29,10 +30,13 @@ from .messages import Info, InfoRequest
 from .replica import Replica
 from .state import Entry, live_files
 
-__all__ = ["INFO_RATE", "KEEP", "SNAPSHOT_EVERY", "InfoServer", "snapshot"]
+__all__ = ["INFO_BURST", "INFO_RATE", "KEEP", "SNAPSHOT_EVERY", "InfoServer", "snapshot"]
 
 #: Info parts a peer sends per second at most.
 INFO_RATE: Final = 256
+#: Info parts a peer may send at once, before the rate holds it back: one
+#: view of a few hundred parts (17,000 files) comes whole, at once.
+INFO_BURST: Final = 2 * INFO_RATE
 #: Seconds a snapshot serves new requests before the next one is made.
 SNAPSHOT_EVERY: Final = 0.5
 #: Snapshots kept for the clients still asking for their parts.
@@ -122,7 +126,9 @@ class InfoServer:
     _kept: OrderedDict[float, list[str]] = attrs.field(factory=OrderedDict)
     #: Nonce -> (when first seen, the snapshot it reads).
     _nonces: OrderedDict[int, tuple[float, float]] = attrs.field(factory=OrderedDict)
-    _sent: tuple[int, int] = (0, 0)  # (second, info parts sent in it)
+    #: Parts that may be sent now, and when the bucket was last filled.
+    _tokens: float = INFO_BURST
+    _filled: float = -math.inf
     #: Snapshots made so far (for tests and the flood benchmark).
     made: int = 0
 
@@ -135,18 +141,18 @@ class InfoServer:
         statistics: Callable[[], Mapping[str, Any]],
     ) -> tuple[list[Info], bool]:
         """The parts to send for ``request``, and whether the rate refused it."""
-        second = math.floor(now)
-        if self._sent[0] != second:
-            self._sent = (second, 0)
-        if self._sent[1] >= INFO_RATE:
+        if self._filled != -math.inf:
+            self._tokens = min(INFO_BURST, self._tokens + (now - self._filled) * INFO_RATE)
+        self._filled = now
+        if self._tokens < 1:
             return [], True
         resuming = bool(request.parts)
         chunks = self._chunks(request.nonce, now, header, replica, statistics, resuming=resuming)
         if not chunks:
             return [], False
         indexes = list(request.parts or range(min(WINDOW, len(chunks))))
-        indexes = [i for i in indexes[: INFO_RATE - self._sent[1]] if i < len(chunks)]
-        self._sent = (second, self._sent[1] + len(indexes))
+        indexes = [i for i in indexes[: math.floor(self._tokens)] if i < len(chunks)]
+        self._tokens -= len(indexes)
         nonce, count = request.nonce, len(chunks)
         return [Info(self.sender, nonce, i, count, chunks[i]) for i in indexes], False
 
