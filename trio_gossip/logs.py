@@ -37,11 +37,20 @@ def _names(names: tuple[str, ...], most: int = 3) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
+_STATUS = {
+    "suspect": "is suspect: nothing heard of it lately",
+    "alive": "is alive again",
+    "left": "left the cluster",
+    "reaped": "was reaped: silent too long",
+}
+
+
 def describe(event: Event, me: str = "") -> str:
     """One line about ``event``, as peer ``me`` would log it."""
     origin = "own folder" if event.origin == me else event.origin
-    if event.kind in ("suspect", "alive", "left", "reaped"):
-        return f"{origin} is {event.kind} (version {event.version})"
+    status = _STATUS.get(event.kind)
+    if status is not None:
+        return f"{origin} {status} (version {event.version})"
     what = [
         f"{label} {len(names)}: {_names(names)}"
         for label, names in (
