@@ -1,6 +1,7 @@
 """A peer process flooded with garbage and forgeries, while its cluster runs.
 
     python bench/flood.py [--seconds 20] [--rate 0]
+    python bench/flood.py --only 'info request' --files 30000 --rate 1700
 
 A config of four peers: A (flooded, pinned to CPU 0), B and C (running), and
 D, configured but not running: the generator (pinned to CPU 1) binds D's
@@ -90,7 +91,7 @@ def _oversized_digest(gen_b: int, size: int = 60_000) -> bytes:
 
 
 def build_pool(
-    gens: dict[str, int], rng: random.Random, forgery: bool
+    gens: dict[str, int], rng: random.Random, forgery: bool, only: str | None = None
 ) -> list[tuple[str, Sender, bytes]]:
     """``(category, socket, datagram)`` for every kind of datagram the flood sends."""
     gb, gc = gens["B"], gens["C"]
@@ -169,6 +170,10 @@ def build_pool(
                 ),
             )
         )
+    if only is not None:
+        kinds = [kind for kind in kinds if kind[0] == only]
+        if not kinds:
+            raise SystemExit(f"flood: no kind of datagram named {only!r}")
     pool = []
     for i in range(POOL):
         category, sender, make = kinds[i % len(kinds)]
@@ -194,7 +199,7 @@ def generate(args: argparse.Namespace) -> int:
         socks[key] = sock
     gens = json.loads(args.gens)
     rng = random.Random(args.seed)
-    pool = build_pool(gens, rng, args.member_forgery)
+    pool = build_pool(gens, rng, args.member_forgery, args.only)
     target = (host, ports["A"])
     plan = [(category, socks[sender].sendto, data) for category, sender, data in pool]
     sent: Counter[str] = Counter()
@@ -261,12 +266,19 @@ def benchmark(args: argparse.Namespace) -> int:
         folder.mkdir(parents=True)
         for j in range(3):
             (folder / f"{name}-{j}.txt").write_text(name * (j + 1))
+    for j in range(args.files):  # a large view at A: what every snapshot holds
+        (work / "folders" / "B" / f"many/{j % 100:02}/file-number-{j:06}.dat").parent.mkdir(
+            parents=True, exist_ok=True
+        )
+        (work / "folders" / "B" / f"many/{j % 100:02}/file-number-{j:06}.dat").touch()
     address = {name: (host, args.port + i) for i, name in enumerate(NAMES)}
     lifetime = args.seconds + 180
     figures: dict[str, Any] = {
         "seconds": args.seconds,
         "rate": args.rate or "max",
         "push": args.push,
+        "only": args.only or "all kinds",
+        "files": args.files,
     }
     try:
         with Children(lifetime) as children:
@@ -317,6 +329,7 @@ def benchmark(args: argparse.Namespace) -> int:
                     "--seed",
                     str(args.seed),
                     *(["--member-forgery"] if args.member_forgery else []),
+                    *(["--only", args.only] if args.only else []),
                 ],
                 cpus=[1],
                 stdout=subprocess.PIPE,
@@ -483,6 +496,12 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--member-forgery", action="store_true", help="see the module docstring")
+    parser.add_argument(
+        "--only", help="send only this kind of datagram (e.g. 'info request': fresh nonces)"
+    )
+    parser.add_argument(
+        "--files", type=int, default=0, help="files in B's folder: the size of A's view"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
     parser.add_argument("--role", choices=["bench", "generate"], default="bench")
     parser.add_argument("--gens", default="{}")
