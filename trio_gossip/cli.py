@@ -21,9 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
+import attrs
 import trio
 
-from .config import Config, ConfigError, load_config, resolve_hosts
+from .config import Config, ConfigError, http_problem, load_config, parse_http, resolve_hosts
 from .info import NoAnswer, format_info, query
 from .keyring import generate_key
 from .peer import Peer, StartupError
@@ -57,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         "--info", action="store_true", help="ask the running peer NAME what it knows"
     )
     parser.add_argument("--json", action="store_true", help="with --info: print one JSON object")
+    parser.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        help="serve a web page of what the peer knows (default host: 127.0.0.1; "
+        "with --all, the first peer's)",
+    )
     parser.add_argument(
         "--keygen",
         action="store_true",
@@ -125,8 +132,11 @@ async def serve(config: Config, names: Sequence[str]) -> None:
 
             # Watching from the start: a signal also stops a long start (--all).
             nursery.start_soon(on_signal)
-            for name in names:
-                peer = Peer(name, config, network=network, folder=_folder(config, name))
+            for i, name in enumerate(names):
+                folder = _folder(config, name)
+                # One page per process: the first peer's (the others would need ports of their own).
+                http = config.http if i == 0 else None
+                peer = Peer(name, config, network=network, folder=folder, http=http)
                 await nursery.start(peer.run)
                 peers.append(peer)
 
@@ -136,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.keygen:
-        if args.name is not None or args.all or args.info or args.json:
+        if args.name is not None or args.all or args.info or args.json or args.http:
             parser.error("--keygen goes alone")
         print(generate_key())  # needs no config: it makes the key that goes in one
         return 0
@@ -146,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--info asks one peer: give its NAME, not --all")
     if args.json and not args.info:
         parser.error("--json goes with --info")
+    if args.http is not None and args.info:
+        parser.error("--http goes with a running peer, not --info")
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
@@ -163,6 +175,8 @@ def _run(args: argparse.Namespace) -> int:
             known = ", ".join(config.peers)
             raise ConfigError(f"{args.config}: no peer named {args.name!r} (peers: {known})")
         config = resolve_hosts(config, str(args.config))
+        if args.http is not None:
+            config = _with_http(config, args.http)
     except ConfigError as exc:
         print(f"trio_gossip: {exc}", file=sys.stderr)
         return 2
@@ -180,6 +194,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"trio_gossip: {failures[0]}", file=sys.stderr)
         return 2
     return 0
+
+
+def _with_http(config: Config, text: str) -> Config:
+    """``config`` serving the page where ``--http`` says, if it may."""
+    try:
+        http = parse_http(text)
+    except ValueError as exc:
+        raise ConfigError(f"--http: {exc}") from None
+    problem = http_problem(config, http[0])
+    if problem:
+        raise ConfigError(f"--http: {problem} in the config")
+    return attrs.evolve(config, http=http)
 
 
 def _info(config: Config, name: str, as_json: bool) -> int:
