@@ -133,14 +133,26 @@ def test_an_unknown_peer_name(tmp_path: Path) -> None:
     [
         pytest.param((), "give a peer NAME or --all", id="neither-name-nor-all"),
         pytest.param(("A", "--all"), "give a peer NAME or --all", id="name-and-all"),
-        pytest.param(("A", "--json"), "--json goes with --info or --find", id="json-alone"),
+        pytest.param(
+            ("A", "--json"), "--json goes with --info, --find or --watch", id="json-alone"
+        ),
         pytest.param(("--all", "--info"), "--info asks one peer", id="info-with-all"),
         pytest.param(("--all", "--find", "*"), "--find asks one peer", id="find-with-all"),
-        pytest.param(("A", "--info", "--find", "*"), "not both", id="info-and-find"),
+        pytest.param(
+            ("A", "--info", "--find", "*"),
+            "give one of --info, --find and --watch",
+            id="info-and-find",
+        ),
         pytest.param(("A", "--summary"), "--summary goes with --info", id="summary-alone"),
         pytest.param(("A", "--find", "*", "--summary"), "--summary goes", id="find-summary"),
         pytest.param(("A", "--info", "--summary", "--json"), "--summary is text", id="sum-json"),
         pytest.param(("A", "--find"), "expected one argument", id="find-without-glob"),
+        pytest.param(("A", "--watch", "--info"), "give one of", id="watch-and-info"),
+        pytest.param(("--all", "--watch"), "--watch asks one peer", id="watch-with-all"),
+        pytest.param(
+            ("A", "--watch", "--on-change", "true"), "--on-change goes", id="on-change-asking"
+        ),
+        pytest.param(("A", "--log-format", "xml"), "invalid choice: 'xml'", id="log-format"),
     ],
 )
 def test_a_bad_command_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:

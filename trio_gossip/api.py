@@ -29,12 +29,16 @@ async def open_peer(
     *,
     folder: Path | None = None,
     network: Network | None = None,
+    http: tuple[str, int] | None = None,
 ) -> AsyncIterator[Peer]:
     """Run peer ``name`` of ``config`` for the duration of the block.
 
-    ``folder`` defaults to the config's; ``network`` to real UDP. Raises
-    :class:`.peer.StartupError` (one line) if the peer cannot start, and
-    ``ValueError`` if ``name`` is not in the config or has no folder.
+    ``folder`` defaults to the config's; ``network`` to real UDP. With
+    ``http`` (host, port), the peer also serves its web page there
+    (:attr:`.peer.Peer.http_url`); the config's ``http`` is the command
+    line's, not used here. Raises :class:`.peer.StartupError` (one line) if
+    the peer cannot start, and ``ValueError`` if ``name`` is not in the
+    config or has no folder.
     """
     if name not in config.peers:
         known = ", ".join(sorted(config.peers))
@@ -42,7 +46,7 @@ async def open_peer(
     where = folder if folder is not None else config.folder(name)
     if where is None:
         raise ValueError(f"peer {name}: no folder in the config; pass folder=")
-    peer = Peer(name, config, network=network or UdpNetwork(), folder=where)
+    peer = Peer(name, config, network=network or UdpNetwork(), folder=where, http=http)
     failure: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:

@@ -37,10 +37,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
+import attrs
 import trio
 
 from . import __version__
-from .config import Config, ConfigError, load_config, resolve_hosts
+from .config import Config, ConfigError, http_problem, load_config, parse_http, resolve_hosts
 from .events import Event
 from .info import NoAnswer, files_matching, query, unheard_for
 from .keyring import generate_key
@@ -134,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --info or --find: print one JSON object; with --watch: one per line",
     )
     parser.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        help="when running peers: serve a web page of what the peer knows (default host: "
+        "127.0.0.1; with --all, the first peer's)",
+    )
+    parser.add_argument(
         "--on-change",
         metavar="CMD",
         help="when running peers: run the shell command CMD for each event, the event "
@@ -172,13 +179,15 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse the combinations of options that mean nothing (exit status 2)."""
     asks = args.info or args.find is not None or args.watch
     if args.keygen:
-        if args.name is not None or args.all or asks or args.json or args.summary:
+        if args.name is not None or args.all or asks or args.json or args.summary or args.http:
             parser.error("--keygen goes alone")
         return
     if sum((args.info, args.find is not None, args.watch)) > 1:
         parser.error("give one of --info, --find and --watch")
     if args.on_change is not None and asks:
         parser.error("--on-change goes with running peers, not with asking one")
+    if args.http is not None and asks:
+        parser.error("--http goes with running peers, not with asking one")
     if args.all == (args.name is not None):
         parser.error("give a peer NAME or --all")
     if asks and args.all:
@@ -239,9 +248,13 @@ async def serve(config: Config, names: Sequence[str], on_change: str | None = No
 
             # Watching from the start: a signal also stops a long start (--all).
             nursery.start_soon(on_signal)
-            for name in names:
+            for i, name in enumerate(names):
                 folder = _folder(config, name)
-                peer = Peer(name, config, network=network, folder=folder, on_change=on_change)
+                # One page per process: the first peer's (the others would need ports of their own).
+                http = config.http if i == 0 else None
+                peer = Peer(
+                    name, config, network=network, folder=folder, on_change=on_change, http=http
+                )
                 await nursery.start(peer.run)
                 peers.append(peer)
 
@@ -285,6 +298,8 @@ def _main(argv: Sequence[str] | None) -> int:
             known = ", ".join(config.peers)
             raise ConfigError(f"{args.config}: no peer named {args.name!r} (peers: {known})")
         config = resolve_hosts(config, str(args.config))
+        if args.http is not None:
+            config = _with_http(config, args.http)
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
@@ -304,6 +319,18 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"{PROG}: {failures[0]}", file=sys.stderr)
         return 2
     return 0
+
+
+def _with_http(config: Config, text: str) -> Config:
+    """``config`` serving the page where ``--http`` says, if it may."""
+    try:
+        http = parse_http(text)
+    except ValueError as exc:
+        raise ConfigError(f"--http: {exc}") from None
+    problem = http_problem(config, http[0])
+    if problem:
+        raise ConfigError(f"--http: {problem} in the config")
+    return attrs.evolve(config, http=http)
 
 
 def _ask(config: Config, args: argparse.Namespace) -> int:

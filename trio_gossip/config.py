@@ -31,9 +31,11 @@ __all__ = [
     "ConfigError",
     "Intervals",
     "PeerConfig",
+    "http_problem",
     "load_config",
     "min_reap_rounds",
     "parse_config",
+    "parse_http",
     "resolve_hosts",
 ]
 
@@ -81,6 +83,10 @@ class Config:
     base: Path = attrs.field(default=Path("."), eq=False)
     #: From the file's ``keys`` or ``key_file``; empty: datagrams travel in clear.
     keyring: Keyring = attrs.field(factory=Keyring)
+    #: Where a peer serves its web page (host, port), from ``http``; ``None``: nowhere.
+    http: tuple[str, int] | None = None
+    #: With a cluster key, serve the page on an address that is not loopback anyway.
+    http_public: bool = False
 
     def address(self, name: str) -> tuple[str, int]:
         peer = self.peers[name]
@@ -123,8 +129,9 @@ def _object_first(cls: type) -> Any:
     """attrs classes: say "expected an object" before cattrs looks for keys."""
     # ``Config.base`` is where the file was, and ``Config.keyring`` is built from
     # ``keys`` or ``key_file`` (see ``_keyring``): neither is a key in the file.
+    # ``http`` is read by hand too (``parse_http``): a port or a string.
     omit: dict[str, Any] = (
-        {"base": override(omit=True), "keyring": override(omit=True)} if cls is Config else {}
+        {k: override(omit=True) for k in ("base", "keyring", "http")} if cls is Config else {}
     )
     inner: Any = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True, **omit)
 
@@ -177,6 +184,7 @@ def parse_config(text: str, where: str = "config.json", base: Path = Path(".")) 
         raise fail("", f"expected an object, got {_describe(raw)}")
     # ``keys`` and ``key_file`` are read by hand: cattrs's messages quote what they refuse.
     key_source = {k: raw.pop(k) for k in _KEY_SOURCES if k in raw}
+    http = raw.pop("http", None)
     if "peers" in raw:
         # Per-peer errors name the peer: structure them one by one.
         peers = raw["peers"]
@@ -195,7 +203,61 @@ def parse_config(text: str, where: str = "config.json", base: Path = Path(".")) 
         raise fail(*_path(exc)) from None
     config = attrs.evolve(config, base=base)
     _validate(config, fail)
-    return attrs.evolve(config, keyring=_keyring(key_source, base, fail))
+    config = attrs.evolve(config, keyring=_keyring(key_source, base, fail))
+    if http is not None:
+        try:
+            address = parse_http(http)
+        except ValueError as exc:
+            raise fail("http", str(exc)) from None
+        config = attrs.evolve(config, http=address)
+        problem = http_problem(config, address[0])
+        if problem:
+            raise fail("http", problem)
+    return config
+
+
+def parse_http(value: object) -> tuple[str, int]:
+    """Where to serve the web page: a port (on loopback), or ``"[HOST:]PORT"``
+    (``"8080"``, ``"0.0.0.0:8080"``, ``"[::1]:8080"``); port 0 is any free
+    port. :class:`ValueError` with a one-line message otherwise."""
+    expected = 'expected a port or "HOST:PORT"'
+    if type(value) is int:
+        host, port = "127.0.0.1", value
+    elif type(value) is str:
+        host, _, digits = value.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:  # an IPv6 address goes in brackets, as in a URL
+            raise ValueError(f"{expected}, got {_describe(value)}: write [{host}]:{digits}")
+        if not digits.isascii() or not digits.isdigit() or (":" in value and not host):
+            raise ValueError(f"{expected}, got {_describe(value)}")
+        host, port = host or "127.0.0.1", int(digits)
+    else:
+        raise ValueError(f"{expected}, got {_describe(value)}")
+    if not 0 <= port < 65536:
+        raise ValueError(f"expected a port from 0 to 65535, got {port}")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``): reachable
+    from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may well resolve to a public address
+
+
+def http_problem(config: Config, host: str) -> str | None:
+    """Why ``config`` may not serve the web page on ``host``, or ``None``."""
+    if config.keyring.keys and not config.http_public and not is_loopback(host):
+        return (
+            f"{host} is not a loopback address: with a cluster key the page, "
+            'which shows every file name, is served there only with "http_public": true'
+        )
+    return None
 
 
 _KEY_SOURCES: Final = ("keys", "key_file")

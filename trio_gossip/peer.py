@@ -94,6 +94,7 @@ class Peer:
         scan_in_thread: bool = True,
         watch: bool | None = None,
         on_change: str | None = None,
+        http: tuple[str, int] | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -119,6 +120,10 @@ class Peer:
         command = config.on_change if on_change is None else on_change
         #: The event handler (``on_change``), if any.
         self.hook = Hook(command, name) if command else None
+        #: Where to serve the web page (host, port; :mod:`.web`), or ``None``.
+        self.http = http
+        #: The page's address once served (``http://HOST:PORT/``).
+        self.http_url: str | None = None
         self._transport: Transport | None = None
         self._skipped = Skipped()
         #: On a stop (cancellation), tell the cluster that we leave; a
@@ -164,7 +169,8 @@ class Peer:
     async def run(
         self, *, task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Bind, scan once, start the five tasks, report the address; run until cancelled."""
+        """Bind, scan once, start the five tasks (and the web page, if asked),
+        report the address; run until cancelled."""
         try:
             self._transport = await self._network.bind(self.address)
         except OSError as exc:
@@ -172,7 +178,12 @@ class Peer:
             raise StartupError(
                 f"peer {self.name}: cannot listen on {where}: {exc.strerror or exc}"
             ) from None
+        http_socket = None
         try:
+            if self.http is not None:
+                from .web import listen  # hypercorn and Starlette: only when asked for
+
+                http_socket = await listen(self.name, self.http)
             try:
                 scan = await self._scan()
             except ScanError as exc:
@@ -199,11 +210,17 @@ class Peer:
                     nursery.start_soon(self._watch_loop)
                 if self.hook is not None:
                     nursery.start_soon(self.hook.run)
+                if http_socket is not None:
+                    from .web import serve_http
+
+                    self.http_url = await nursery.start(serve_http, self, http_socket)
                 task_status.started(self.address)
         finally:
             if self.leave_on_stop and self.name in self.node.replica:
                 await self._leave()
             self._transport.close()
+            if http_socket is not None:
+                http_socket.close()  # unless the server took it (detached: a no-op)
             self.hub.close()
             log.info("%s: stopped", self.name)
 
