@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 
 from sim import GENERATION, INTERVALS, make_config
 
-from trio_gossip.codec import encode
+from trio_gossip.codec import decode_untrusted, encode
+from trio_gossip.infoserver import KEEP, NONCES, SNAPSHOT_EVERY
 from trio_gossip.limits import MIN_DATAGRAM
-from trio_gossip.messages import Digest, Message
+from trio_gossip.messages import Digest, Info, InfoRequest, Message
 from trio_gossip.node import Node, Send
 from trio_gossip.state import Line
 from trio_gossip.transport import Address
@@ -106,3 +107,48 @@ def test_a_stalled_transfer_gives_way_to_an_older_one_asked_for() -> None:
     run([a, b], b, tell(b, a, line(a), now), now)
     assert holds(b, a)
     assert len(b._assemblies) == 0
+
+
+# -- the info? flood -----------------------------------------------------------------
+
+
+def _ask(node: Node, nonce: int, parts: tuple[int, ...], now: float) -> list[Info]:
+    sends = node.receive_untrusted(encode(InfoRequest(nonce, parts)), OUTSIDER, now)
+    infos = [i for s in sends if isinstance(i := decode_untrusted(s.data), Info)]
+    assert len(infos) == len(sends)
+    assert all(
+        i.nonce == nonce and s.address == OUTSIDER for i, s in zip(infos, sends, strict=True)
+    )
+    return infos
+
+
+def test_an_info_flood_makes_one_snapshot_per_half_second_and_keeps_answers_consistent() -> None:
+    a = make_node("A", long_names(30))
+    start = 10.25  # one second of the rate limit holds the whole flood
+    # Two hundred requests with fresh nonces within half a second: one snapshot.
+    first = {n: _ask(a, n, (0,), start + n * 0.002) for n in range(200)}
+    assert a._info.made == 1
+    count = first[0][0].count
+    assert count > 2  # the snapshot takes several parts
+    assert {(i[0].count, i[0].data) for i in first.values()} == {(count, first[0][0].data)}
+    assert len(a._info._kept) == 1
+    assert len(a._info._nonces) <= NONCES
+
+    # The folder changes; a new request after SNAPSHOT_EVERY sees it, while a
+    # client already reading goes on reading the snapshot it started with.
+    a.scanned(long_names(31), start + 0.5)
+    later = start + SNAPSHOT_EVERY + 0.1
+    reader = max(first)
+    rest = [i for p in range(1, count) for i in _ask(a, reader, (p,), later)]
+    newest = _ask(a, 10_000, (), later)
+    assert a._info.made == 2
+    text = "".join(i.data for i in first[reader] + rest)
+    assert '"version":1' in text and '"version":2' not in text
+    assert newest[0].data != first[reader][0].data
+
+    # However many nonces over however many snapshots: a few of each kept.
+    for n in range(1_000):
+        _ask(a, 20_000 + n, (0,), later + 1 + n * 0.2)
+        assert len(a._info._kept) <= KEEP
+        assert len(a._info._nonces) <= NONCES
+    assert a._info.made < 1_000 * 0.2 / SNAPSHOT_EVERY + 2
