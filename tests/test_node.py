@@ -9,14 +9,17 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 
+import attrs
+import pytest
 from sim import GENERATION, INTERVALS, make_config
 
 from trio_gossip.codec import decode_untrusted, encode
 from trio_gossip.infoserver import KEEP, NONCES, SNAPSHOT_EVERY
 from trio_gossip.limits import MIN_DATAGRAM
-from trio_gossip.messages import Digest, Info, InfoRequest, Message
+from trio_gossip.messages import Digest, Info, InfoRequest, Message, Part, Want
 from trio_gossip.node import Node, Send
 from trio_gossip.state import Line
+from trio_gossip.transfer import Assemblies, TooLarge, prepare
 from trio_gossip.transport import Address
 
 SECOND = 10**9
@@ -79,6 +82,55 @@ def holds(node: Node, origin: Node) -> bool:
     )
 
 
+# -- a delta under way whose base is reaped ----------------------------------------
+
+
+@pytest.mark.parametrize("then", ["alive", "restarted"])
+def test_a_delta_under_way_is_dropped_with_its_base_and_the_next_want_starts_afresh(
+    then: str,
+) -> None:
+    a, b = make_node("A", {"small.txt": (1, 1)}), make_node("B", {})
+    run([a, b], b, tell(b, a, line(a), 0.0), 0.0)
+    assert holds(b, a)
+    base = a.own.version
+
+    # A's next version is a delta of several parts from the one B holds; only
+    # its first part arrives.
+    assert a.scanned({"small.txt": (1, 1)} | long_names(60), 1.0)
+    assert len(prepare("A", a.own, base, a.config.max_datagram).parts) > 3
+    want = tell(b, a, line(a), 1.0)
+    assert [s.message for s in want] == [
+        Want("B", "A", *a.own.content, *b.replica["A"].content, -1, ())
+    ]
+    parts = a.receive_untrusted(want[0].data, b.address, 1.0)
+    assert {s.message.base for s in parts if isinstance(s.message, Part)} == {base}
+    b.receive_untrusted(parts[0].data, a.address, 1.0)
+    assert len(b._assemblies) == 1
+
+    # C reaped A at the version B held: B takes the tombstone, and the delta
+    # (which could only ever apply to that version, alive) goes with it.
+    held = b.replica["A"]
+    c = make_node("C", {})
+    tombstone = Line("A", held.generation, held.version, held.heartbeat, reaped=True)
+    assert tell(b, c, Digest("C", False, (tombstone,)), 2.0) == []
+    assert b.replica["A"].reaped
+    assert len(b._assemblies) == 0
+    assert b._assemblies.size == 0
+
+    if then == "alive":
+        a.push(3.0)  # A's heartbeat goes on: it was reaped alive
+    else:
+        files = {"small.txt": (1, 1)} | long_names(60)
+        a = make_node("A", files, wall=GENERATION + 60 * SECOND, now=3.0)
+    # The next want asks for the whole list, not for the parts of a delta B
+    # can no longer apply; and the transfer completes at once.
+    answers = tell(b, a, line(a), 3.0)
+    assert [s.message for s in answers] == [Want("B", "A", *a.own.content, -1, -1, -1, ())]
+    run([a, b], b, answers, 3.0)
+    assert holds(b, a)
+    assert len(b._assemblies) == 0
+
+
 # -- a transfer nobody can finish gives way --------------------------------------
 
 
@@ -107,6 +159,78 @@ def test_a_stalled_transfer_gives_way_to_an_older_one_asked_for() -> None:
     run([a, b], b, tell(b, a, line(a), now), now)
     assert holds(b, a)
     assert len(b._assemblies) == 0
+
+
+# -- the reassembly budget ---------------------------------------------------------
+
+
+def _parts_of(node: Node, holder: Node, now: float) -> list[Send]:
+    """Every part of ``holder``'s list, as ``holder`` sends them to ``node``."""
+    want = tell(node, holder, line(holder), now)
+    sends = holder.receive_untrusted(want[0].data, node.address, now)
+    assert all(isinstance(s.message, Part) for s in sends)
+    return sends
+
+
+def test_one_transfer_over_its_byte_budget_is_dropped_and_counted() -> None:
+    a, b = make_node("A", long_names(60)), make_node("B", {})
+    parts = _parts_of(b, a, 0.0)
+    assert len(parts) > 3
+    b._assemblies.origin_bytes = sum(len(s.data) for s in parts[:3])
+    for send in parts[:3]:  # exactly the budget: kept
+        assert b.receive_untrusted(send.data, a.address, 0.0) == []
+    assert b._assemblies.size == b._assemblies.origin_bytes
+    assert b.receive_untrusted(parts[3].data, a.address, 0.0) == []
+    assert b.statistics().rejected == {"transfer too large": 1}
+    assert len(b._assemblies) == 0
+    assert b._assemblies.size == 0
+    assert "A" not in b.replica
+    # A duplicate of a part kept takes no more room.
+    b._assemblies.origin_bytes = len(parts[0].data)
+    b.receive_untrusted(parts[0].data, a.address, 0.0)
+    b.receive_untrusted(parts[0].data, a.address, 0.0)
+    assert b._assemblies.size == len(parts[0].data)
+
+
+def test_all_transfers_together_keep_within_their_byte_budget() -> None:
+    a = make_node("A", long_names(60, "a"))
+    c = make_node("C", long_names(60, "c"))
+    b = make_node("B", {})
+    from_a, from_c = _parts_of(b, a, 0.0), _parts_of(b, c, 0.0)
+    b._assemblies.total_bytes = sum(len(s.data) for s in from_a[:2])
+    for send in from_a[:2]:
+        b.receive_untrusted(send.data, a.address, 0.0)
+    size = b._assemblies.size
+    # C's transfer would take the total over: refused before it holds anything.
+    assert b.receive_untrusted(from_c[0].data, c.address, 0.0) == []
+    assert b.statistics().rejected == {"transfer too large": 1}
+    assert b._assemblies.size == size
+    assert len(b._assemblies) == 1
+    # A's goes on, and once it is done its room is free for C's.
+    b._assemblies.total_bytes = 1 << 20
+    for send in from_a[2:]:
+        b.receive_untrusted(send.data, a.address, 0.0)
+    assert holds(b, a)
+    assert b._assemblies.size == 0
+    for send in from_c:
+        b.receive_untrusted(send.data, c.address, 0.0)
+    assert holds(b, c)
+
+
+def test_assemblies_raise_too_large_with_the_budget_they_passed() -> None:
+    entry = make_node("A", long_names(40)).own
+    transfer = prepare("A", entry, -1, MIN_DATAGRAM)
+    part = transfer.part("C", 0, 0)
+    assemblies = Assemblies(origin_bytes=1_000, total_bytes=1_500)
+    assemblies.add(part, 0.0, 1_000)
+    with pytest.raises(TooLarge, match="more than 1000 bytes in one transfer"):
+        assemblies.add(transfer.part("C", 0, 1), 0.0, 1)
+    assert (len(assemblies), assemblies.size) == (0, 0)
+    assemblies.add(part, 0.0, 1_000)
+    other = attrs.evolve(part, origin="D")
+    with pytest.raises(TooLarge, match="more than 1500 bytes in all transfers"):
+        assemblies.add(other, 0.0, 501)
+    assert (len(assemblies), assemblies.size) == (1, 1_000)
 
 
 # -- the info? flood -----------------------------------------------------------------
