@@ -362,11 +362,15 @@ def test_delta_records_examples() -> None:
 keys = st.tuples(st.integers(0, 10), st.integers(0, 10), st.integers(0, 10), st.booleans())
 
 
-@given(entries("A"), keys)
-def test_refute_outdoes_the_key_seen(own: Entry, seen: Key) -> None:
-    new = refute(own, seen)
+@given(entries("A"), keys, st.integers(0, 12))
+def test_refute_outdoes_the_key_seen(own: Entry, seen: Key, wall: int) -> None:
+    new = refute(own, seen, wall)
     assert new.generation > seen[0]
     assert new.generation > own.generation
+    # Never below the wall clock: a peer that refutes with its clock ahead of
+    # every generation seen takes a generation no earlier run of it made.
+    assert new.generation >= wall
+    assert new.generation == max(own.generation + 1, seen[0] + 1, wall)
     assert new.key > seen
     assert new.key > own.key
     assert not new.reaped

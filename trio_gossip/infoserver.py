@@ -166,9 +166,12 @@ class InfoServer:
         *,
         resuming: bool,
     ) -> list[str]:
+        known = self._nonces.get(nonce)
+        # Room for one more nonce, if this one is new: NONCES at most.
+        most = NONCES if known is not None else NONCES - 1
         while self._nonces:
             oldest, (seen, _) = next(iter(self._nonces.items()))
-            if now - seen <= NONCE_TTL and len(self._nonces) <= NONCES:
+            if now - seen <= NONCE_TTL and len(self._nonces) <= most:
                 break
             del self._nonces[oldest]
         known = self._nonces.get(nonce)

@@ -121,7 +121,9 @@ class Node:
         # Fresh news is relayed this many times: enough for an epidemic to finish.
         self._rumors = RumorQueue(max(3, math.ceil(math.log2(len(config.peers))) + 1))
         self.replica = Replica()
-        self._assemblies = Assemblies(WINDOW)
+        # Digests show a transfer's version to its receiver about every push
+        # round, and it goes on; one silent for longer may never finish.
+        self._assemblies = Assemblies(WINDOW, stalled=config.intervals.push)
         self._prepared = Prepared(self._room)
         self._fetch = Fetcher(name, self.replica, WINDOW, self._assemblies, self._prepared)
         self._digests = DigestWriter(

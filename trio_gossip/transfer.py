@@ -138,6 +138,11 @@ class Assemblies:
     window: int = 16
     origin_bytes: int = ORIGIN_BYTES
     total_bytes: int = TOTAL_BYTES
+    #: Seconds without a part after which a transfer under way gives way to
+    #: an older one: nobody may be able to finish it (its origin restarted
+    #: with its clock set back, into a lower generation, before anyone held
+    #: it), and the older one arrives because we asked for it.
+    stalled: float = 1.0
     _by_origin: dict[str, _Assembly] = attrs.field(factory=dict)
     _size: int = 0
 
@@ -152,11 +157,17 @@ class Assemblies:
         applied: see :func:`finish`), and the parts to ask for next (empty
         while requested ones are outstanding). ``ValueError`` if the finished
         parts hold another number of records than they said; :class:`TooLarge`
-        (and the transfer is dropped) if it would pass its byte budget."""
+        (and the transfer is dropped) if it would pass its byte budget. A
+        part of an older transfer than the one under way is dropped, unless
+        that one received nothing for ``stalled`` seconds."""
         key = (part.generation, part.version, part.base, part.floor, part.count, part.total)
         current = self._by_origin.get(part.origin)
         if current is None or current.key != key:
-            if current is not None and current.key[:2] > key[:2]:
+            if (
+                current is not None
+                and current.key[:2] > key[:2]
+                and now - current.touched < self.stalled
+            ):
                 return None, []  # a part of an older transfer than the one under way
             self._forget(part.origin)
             current = _Assembly(
