@@ -88,6 +88,11 @@ def test_on_change_runs_a_command_per_event_and_the_log_can_be_json(tmp_path: Pa
     hook = f"cat >> {events}"
     args = ["A", "--on-change", hook, "--log-format", "json"]
     with running((args, "A"), (["B"], "B"), cwd=tmp_path, logs=tmp_path) as (a, _b):
+        # B joined at A first, so that the new file is a change, not part of a join.
+        poll(
+            lambda: any(e["event"] == "joined" and e["origin"] == "B" for e in _lines(events)),
+            TIMEOUT,
+        )
         (tmp_path / "folders" / "B" / "hello.txt").write_text("hello")
         poll(lambda: any(e["event"] == "changed" for e in _lines(events)), TIMEOUT)
         change = next(e for e in _lines(events) if e["event"] == "changed")

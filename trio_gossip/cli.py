@@ -179,7 +179,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse the combinations of options that mean nothing (exit status 2)."""
     asks = args.info or args.find is not None or args.watch
     if args.keygen:
-        if args.name is not None or args.all or asks or args.json or args.summary or args.http:
+        others = (args.json, args.summary, args.http, args.on_change is not None)
+        if args.name is not None or args.all or asks or any(others):
             parser.error("--keygen goes alone")
         return
     if sum((args.info, args.find is not None, args.watch)) > 1:
@@ -292,6 +293,8 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=args.log_level, handlers=[handler])
+    # The folder watcher's own lines ("5 changes detected") name no peer: ours say it all.
+    logging.getLogger("watchfiles").setLevel(max(logging.WARNING, logging.root.level))
     try:
         config = load_config(args.config)
         if args.name is not None and args.name not in config.peers:

@@ -304,7 +304,7 @@ class Node:
         peers, who pass it on. Our replica holds it too: the node is done."""
         own = beat(self.own)
         self.replica.put(self.name, tombstone(own), now, changed=True)
-        self.replica.set_status(self.name, "left", now)
+        self._set_status(self.name, "left", now)  # an event: our watchers hear it too
         leave = Leave(self.name, self.name, own.generation, own.version, own.heartbeat)
         targets = self.rng.sample(self._others, min(LEAVE_FANOUT, len(self._others)))
         return [send for t in targets for send in self._sends([leave], self.config.address(t))]
