@@ -10,8 +10,8 @@ Each run first measures each process's idle CPU (utime + stime from
 times writes a new file into one peer's folder and times, from the peers'
 own log lines (millisecond times), when each other peer took the new version:
 
-* ``X: own changed, version V; ...`` in the origin's log: its scan saw the file;
-* ``Y: X changed, version V; ...`` in Y's log: Y took it.
+* ``X: own folder changed, version V: ...`` in the origin's log: its scan saw the file;
+* ``Y: X changed, version V: ...`` in Y's log: Y took it.
 
 Every process is killed at the end, whatever happens (and each dies by
 itself after its lifetime).
@@ -39,6 +39,7 @@ from bench.harness import (
     cpu_times,
     loopback_cluster,
     median,
+    memory_kb,
     table,
     terminate_on_signals,
     wait_until,
@@ -48,7 +49,9 @@ from bench.processes import Logs, log_time
 
 _TIME = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 # The peers' event lines (trio_gossip/peer.py, _log_event).
-EVENT = re.compile(rf"^{_TIME} INFO (\S+): (\S+) (joined|changed|restarted), version (\d+);")
+EVENT = re.compile(
+    rf"^{_TIME} INFO (\S+): (own folder|\S+) (joined|changed|restarted), version (\d+)[;:]"
+)
 
 
 class EventLogs(Logs):
@@ -58,7 +61,7 @@ class EventLogs(Logs):
         if m := EVENT.match(line):
             when, peer, origin, _, version = m.groups()
             at = log_time(when)
-            if origin == "own":
+            if origin == "own folder":
                 self.own[peer].append((at, int(version)))
             else:
                 self.took.setdefault((peer, origin), []).append((at, int(version), "?"))
@@ -112,7 +115,7 @@ def run_cluster(args: argparse.Namespace, watch: bool) -> dict[str, Any]:
     (work / "logs").mkdir()
     logs = EventLogs(work / "logs", names)
     timeout = args.scan + 30 if not watch else 30.0
-    lifetime = 120 + 60 + args.idle + args.drops * (timeout + 2 * args.push)
+    lifetime = args.converge + 60 + args.idle + args.drops * (timeout + 2 * args.push)
     figures: dict[str, Any] = {"watch": watch}
     try:
         with Children(lifetime) as children:
@@ -141,8 +144,8 @@ def run_cluster(args: argparse.Namespace, watch: bool) -> dict[str, Any]:
                 logs.read()
                 return all(logs.knows(n) == len(names) - 1 for n in names)
 
-            if not wait_until(converged, 120, 0.25):
-                raise SystemExit(f"propagation ({label}): not converged within 120 s")
+            if not wait_until(converged, args.converge, 0.25):
+                raise SystemExit(f"propagation ({label}): not converged within {args.converge:g} s")
             print(f"{label}: {len(names)} peers running and converged", flush=True)
 
             time.sleep(2 * args.push)  # the relays of the joins die down
@@ -154,6 +157,8 @@ def run_cluster(args: argparse.Namespace, watch: bool) -> dict[str, Any]:
             idle = sorted(100 * (cpu_seconds(p.pid) - before[n]) / window for n, p in procs.items())
             busy = busy_since(machine)
             figures["idle_cpu_percent"] = {"min": idle[0], "median": median(idle), "max": idle[-1]}
+            rss = sorted(memory_kb(p.pid)["VmRSS"] / 1024 for p in procs.values())
+            figures["rss_mib"] = {"min": rss[0], "median": median(rss), "max": rss[-1]}
             figures["idle_window_s"] = window
             figures["cpus_busy_while_idle"] = busy
             print(
@@ -252,6 +257,9 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=20.0, help="idle CPU window s (default 20)")
     parser.add_argument("--port", type=int, default=23_000, help="first port (default 23000)")
     parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
+    parser.add_argument(
+        "--converge", type=float, default=120.0, help="s to wait for convergence (default 120)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folders and logs")
     args = parser.parse_args()
     if args.peers < 2 or args.drops < 1 or args.idle <= 0:

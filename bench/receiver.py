@@ -32,6 +32,8 @@ Receivers, each measured in every round:
   the socket without blocking until it is empty, a batch at a time;
 * ``drain+direct``: and sending straight to the socket (``--load want``);
 * ``cli``: ``python -m trio_gossip A`` exactly as shipped (its defaults);
+* ``cli-before``: the same from another source tree (``--before DIR``, e.g.
+  ``git worktree add DIR main``), to compare two versions in one run;
 * ``raw-recvfrom``, ``raw-drain``: trio_gossip's UDP transport alone, in a
   process that only receives and counts: the transport's ceiling.
 """
@@ -85,7 +87,7 @@ STRATEGIES = {
     "drain+direct": ("drain", "direct"),
 }
 #: "raw-*": the transport alone, receiving and counting (no decoding, no peer).
-KINDS = ("baseline", *STRATEGIES, "cli", "raw-recvfrom", "raw-drain")
+KINDS = ("baseline", *STRATEGIES, "cli-before", "cli", "raw-recvfrom", "raw-drain")
 DEFAULT_KINDS = {
     "digest": ("baseline", "recvfrom", "drain", "cli", "raw-recvfrom", "raw-drain"),
     "want": ("recvfrom", "drain", "drain+direct", "cli"),
@@ -269,14 +271,17 @@ def run_one(kind: str, args: argparse.Namespace, work: Path, config_path: Path) 
 
             gen_a = time.time_ns()  # as a peer would have: same sizes
         else:
-            if kind == "cli":
+            where = None
+            if kind in ("cli", "cli-before"):
                 argv = [sys.executable, "-m", "trio_gossip"]
+                # ``-m`` looks in the working folder first: that tree's trio_gossip.
+                where = args.before if kind == "cli-before" else None
             else:
                 receive, send = STRATEGIES[kind]
                 argv = [sys.executable, str(BENCH / "run_peer.py")]
                 argv += ["--receive", receive, "--send", send, "--"]
             argv += ["A", "--config", str(config_path)]
-            receiver = children.start(argv, cpus=[0], stderr=log)
+            receiver = children.start(argv, cpus=[0], stderr=log, cwd=where)
             if not wait_until(lambda: snapshot(address_a, 1) is not None, 30, 0.2):
                 raise SystemExit(f"receiver: peer A ({kind}) did not answer --info")
             _give_b(address_a, port_b, gen_b)
@@ -330,7 +335,7 @@ def run_one(kind: str, args: argparse.Namespace, work: Path, config_path: Path) 
         drops = (queued[1] if queued else drops_before) - drops_before
         alive = receiver.poll() is None
         children.stop(receiver)
-    peer = kind in STRATEGIES or kind == "cli"
+    peer = kind in STRATEGIES or kind.startswith("cli")
     processed = after - before - (1 if peer else 0)  # the --info request
     span = drained - load["start"]
     return {
@@ -383,6 +388,8 @@ def benchmark(args: argparse.Namespace) -> int:
     )
     config_path = write_config(config, work / "config.json")
     chosen = args.kinds.split(",") if args.kinds else DEFAULT_KINDS[args.load]
+    if args.before is not None:
+        chosen = [*chosen, "cli-before"]
     kinds = [k for k in KINDS if k in chosen]
     if args.load == "want" and "baseline" in kinds:
         raise SystemExit("receiver: the baseline does not answer wants; leave it out")
@@ -424,6 +431,7 @@ def benchmark(args: argparse.Namespace) -> int:
                 "x baseline",
                 "x recvfrom",
                 "x recvfrom CPU",
+                "x before CPU",
             ],
             [
                 [
@@ -436,14 +444,16 @@ def benchmark(args: argparse.Namespace) -> int:
                     s.get("vs_baseline", float("nan")),
                     s.get("vs_recvfrom", float("nan")),
                     s.get("vs_recvfrom_cpu", float("nan")),
+                    s.get("vs_cli-before_cpu", float("nan")),
                 ]
                 for s in summary.values()
             ],
         )
     )
     print(
-        "(x: median rate over median rate, best over best is in the JSON; x recvfrom CPU:"
-        " recvfrom's CPU per datagram over this one's. 1/CPU: the rate with CPU 0 to itself)"
+        "(x: median rate over median rate, best over best is in the JSON; x recvfrom CPU,"
+        " x before CPU: recvfrom's or cli-before's CPU per datagram over this one's."
+        " 1/CPU: the rate with CPU 0 to itself)"
     )
     path = write_out(
         "receiver" if args.load == "digest" else f"receiver-{args.load}",
@@ -472,7 +482,7 @@ def _summary(runs: list[dict[str, Any]], kinds: list[str]) -> dict[str, dict[str
             "cpu_us_median": median([c for c in costs if c is not None]),
             "cpu_share_median": median([r["cpu_share"] for r in runs if r["kind"] == kind]),
         }
-    for base in ("baseline", "recvfrom"):
+    for base in ("baseline", "recvfrom", "cli-before"):
         if base in summary:
             for s in summary.values():
                 s[f"vs_{base}"] = s["median"] / summary[base]["median"]
@@ -500,6 +510,11 @@ def main() -> int:
         help="digest: heartbeat digests, nothing to answer (baseline, recvfrom, drain, cli);"
         " want: B asks for its own entry, A answers each with a part"
         " (recvfrom, drain, drain+direct, cli)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run python -m trio_gossip from this source tree (kind cli-before)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
     # The roles this script plays as child processes.

@@ -2,10 +2,10 @@
 
 A datagram is one UTF-8 JSON object with a protocol version ``"proto": 1`` and
 a type tag ``"type"``; ``docs/protocol.md`` is the contract. Messages
-(:mod:`.messages`) are (un)structured by a private cattrs converter whose hooks
-refuse to coerce: ``"123"`` is not an int, ``true`` is not ``1``, a string is
-not a list. All functions that take network bytes end in ``_untrusted`` and
-raise only :class:`BadDatagram`.
+(:mod:`.messages`) are unstructured by a private cattrs converter, and read
+back by a structurer per class that refuses to coerce: ``"123"`` is not an
+int, ``true`` is not ``1``, a string is not a list. All functions that take
+network bytes end in ``_untrusted`` and raise only :class:`BadDatagram`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from base64 import b64decode
 from collections.abc import Callable
 from typing import Any, Final
 
+import attrs
 import cattrs
 from cattrs.preconf.json import make_converter
 
@@ -70,37 +71,9 @@ _TAGS: Final[dict[str, type[Message]]] = {
 _TAG_OF: Final = {cls: tag for tag, cls in _TAGS.items()}
 
 
-def _strict(kind: type, label: str) -> Callable[[Any, Any], Any]:
-    def hook(value: Any, _: Any) -> Any:
-        if type(value) is not kind:
-            raise TypeError(f"expected {label}, got {json.dumps(value)[:40]}")
-        return value
-
-    return hook
-
-
 def _make_converter() -> cattrs.Converter:
-    converter = make_converter(forbid_extra_keys=True, detailed_validation=False)
-    converter.register_structure_hook(int, _strict(int, "an integer"))
-    converter.register_structure_hook(str, _strict(str, "a string"))
-    converter.register_structure_hook(bool, _strict(bool, "a boolean"))
-
-    def is_tuple(t: Any) -> bool:
-        return typing.get_origin(t) is tuple
-
-    def tuple_hook(t: Any) -> Callable[[Any, Any], Any]:
-        (item, _ellipsis) = typing.get_args(t)
-        structure_item = converter.get_structure_hook(item)
-
-        def hook(value: Any, _: Any) -> tuple[Any, ...]:
-            if type(value) is not list:
-                raise TypeError("expected a list")
-            return tuple(structure_item(v, item) for v in value)
-
-        return hook
-
-    converter.register_structure_hook_factory(is_tuple, tuple_hook)
-
+    # Only for writing: reading untrusted bytes is :func:`_structurer`'s.
+    converter = make_converter()
     # Files and digest lines are the bulk of the traffic: they travel as arrays.
     converter.register_unstructure_hook(
         FileMeta, lambda f: [f.name, f.size, f.mtime_ns, f.seq, f.deleted]
@@ -108,26 +81,91 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(
         Line, lambda x: [x.origin, x.generation, x.version, x.heartbeat, x.reaped]
     )
-    converter.register_structure_hook(FileMeta, _array(FileMeta, (str, int, int, int, bool)))
-    converter.register_structure_hook(Line, _array(Line, (str, int, int, int, bool)))
     return converter
 
 
-def _array(cls: Callable[..., Any], kinds: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+class _Malformed(Exception):
+    """A value of the wrong shape or type (becomes the reason "malformed")."""
+
+
+def _array(cls: Callable[..., Any], kinds: tuple[type, ...]) -> Callable[[Any], Any]:
     # The receiver's hottest path: plain comparisons, no generator per record.
     a, b, c, d, e = kinds
 
-    def hook(value: Any, _: Any) -> Any:
+    def read(value: Any) -> Any:
         if type(value) is not list or len(value) != 5:
-            raise TypeError("expected an array of 5")
+            raise _Malformed("expected an array of 5")
         v, w, x, y, z = value
         if type(v) is not a or type(w) is not b or type(x) is not c:
-            raise TypeError("wrong type in array")
+            raise _Malformed("wrong type in array")
         if type(y) is not d or type(z) is not e:
-            raise TypeError("wrong type in array")
+            raise _Malformed("wrong type in array")
         return cls(v, w, x, y, z)
 
-    return hook
+    return read
+
+
+#: How a record inside a message travels: an array of five.
+_RECORDS: Final = {
+    FileMeta: _array(FileMeta, (str, int, int, int, bool)),
+    Line: _array(Line, (str, int, int, int, bool)),
+}
+_SCALARS: Final = {str: "a string", int: "an integer", bool: "a boolean"}
+
+
+def _structurer(cls: type[Message]) -> Callable[[dict[str, Any]], Message]:
+    """The function that makes a ``cls`` from a JSON object, refusing any
+    coercion, unknown key or missing required key (raising :class:`_Malformed`
+    or ``KeyError``).
+
+    Written out as Python source once per class from its attrs fields, as
+    cattrs does, but with every check inline: a generic converter's call per
+    field and per hook cost more than the checks themselves."""
+    hints = typing.get_type_hints(cls)
+    fields = attrs.fields(cls)
+    env: dict[str, Any] = {"cls": cls, "Malformed": _Malformed, "keys": {f.name for f in fields}}
+    code = [
+        "def structure(body):",
+        "    if not body.keys() <= keys:",
+        "        raise Malformed('unknown keys')",
+    ]
+    for f in fields:
+        name, kind = f.name, hints[f.name]
+        if f.default is attrs.NOTHING:
+            code.append(f"    {name} = body[{name!r}]")
+        else:
+            env[f"default_{name}"] = f.default
+            code.append(f"    {name} = body.get({name!r}, default_{name})")
+        if kind in _SCALARS:
+            env[kind.__name__] = kind
+            code += [
+                f"    if type({name}) is not {kind.__name__}:",
+                f"        raise Malformed({f'{name}: expected {_SCALARS[kind]}'!r})",
+            ]
+            continue
+        (item, _ellipsis) = typing.get_args(kind)  # tuple[X, ...], which travels as a list
+        code += [
+            f"    if type({name}) is not list:",
+            f"        raise Malformed({f'{name}: expected a list'!r})",
+        ]
+        if item in _SCALARS:
+            env[item.__name__] = item
+            code += [
+                f"    for item in {name}:",
+                f"        if type(item) is not {item.__name__}:",
+                f"            raise Malformed({f'{name}: expected {_SCALARS[item]}s'!r})",
+                f"    {name} = tuple({name})",
+            ]
+        else:
+            env[f"read_{name}"] = _RECORDS[item]
+            code.append(f"    {name} = tuple([read_{name}(item) for item in {name}])")
+    code.append(f"    return cls({', '.join(f.name for f in fields)})")
+    exec("\n".join(code), env)  # our own source, made from our own classes
+    structure: Callable[[dict[str, Any]], Message] = env["structure"]
+    return structure
+
+
+_STRUCTURE: Final = {cls: _structurer(cls) for cls in _TAGS.values()}
 
 
 _converter: Final = _make_converter()
@@ -179,8 +217,8 @@ def decode_untrusted(data: bytes) -> Message:
     if cls is None:
         raise BadDatagram("unknown type")
     try:
-        message: Message = _converter.structure(body, cls)
-    except Exception as exc:  # noqa: BLE001 -- untrusted input: any failure is a bad datagram
+        message = _STRUCTURE[cls](body)
+    except (_Malformed, KeyError) as exc:  # KeyError: a required key missing
         raise BadDatagram("malformed", str(exc)[:80]) from None
     problem = _check(message)
     if problem:
@@ -193,6 +231,8 @@ def _bad_counter(value: int, low: int = 0) -> bool:
 
 
 def _bad_text(text: str) -> bool:
+    if text.isascii():  # O(1): a flag of the string; no escape made a surrogate
+        return False
     try:
         text.encode()
     except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
@@ -211,7 +251,7 @@ def _bad_base64(text: str) -> bool:
 
 
 def _bad_peer(name: str) -> bool:
-    return not 0 < len(name) <= MAX_NAME or _bad_text(name)
+    return not 0 < len(name) <= MAX_NAME or (not name.isascii() and _bad_text(name))
 
 
 def _bad_path(name: str) -> bool:
@@ -233,22 +273,8 @@ def _check_file(f: FileMeta) -> str:
 def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per rule
     """The first bound ``message`` breaks, or ``""``."""
     match message:
-        case Digest(sender, _, lines, roster, held):
-            if _bad_peer(sender) or len(lines) > MAX_LINES:
-                return "digest"
-            if not 0 <= roster <= 0xFFFF_FFFF or _bad_base64(held):
-                return "digest summary"
-            for line in lines:
-                counters_ok = (
-                    0 <= line.generation <= MAX_COUNTER
-                    and 0 <= line.version <= MAX_COUNTER
-                    and 0 <= line.heartbeat <= MAX_COUNTER
-                )
-                if not counters_ok or _bad_peer(line.origin):
-                    return "digest line"
-            # Two lines about one origin: which one counts would be a guess.
-            if len({line.origin for line in lines}) != len(lines):
-                return "digest repeats an origin"
+        case Digest():
+            return _check_digest(message)
         case Want():
             wanted = (message.generation, message.version)
             haves = (message.have_generation, message.have_version, message.base)
@@ -284,6 +310,26 @@ def _check(message: Message) -> str:  # noqa: PLR0911 -- one early return per ru
                 return "info"
             if _bad_text(message.data):
                 return "info"
+    return ""
+
+
+def _check_digest(digest: Digest) -> str:
+    lines = digest.lines
+    if _bad_peer(digest.sender) or len(lines) > MAX_LINES:
+        return "digest"
+    if not 0 <= digest.roster <= 0xFFFF_FFFF or (digest.held and _bad_base64(digest.held)):
+        return "digest summary"
+    for line in lines:
+        counters_ok = (
+            0 <= line.generation <= MAX_COUNTER
+            and 0 <= line.version <= MAX_COUNTER
+            and 0 <= line.heartbeat <= MAX_COUNTER
+        )
+        if not counters_ok or _bad_peer(line.origin):
+            return "digest line"
+    # Two lines about one origin: which one counts would be a guess.
+    if len({line.origin for line in lines}) != len(lines):
+        return "digest repeats an origin"
     return ""
 
 

@@ -332,7 +332,7 @@ class Node:
             return self._on_info_request(message, now)
         if isinstance(message, WatchRequest):
             return self._on_watch_request(message, source, now)
-        if isinstance(message, Info | EventNote):
+        if isinstance(message, (Info, EventNote)):
             return self._reject("unexpected", source, f"a {type(message).__name__}", now)
         if message.sender not in self.config.peers:
             return self._reject("unknown sender", source, message.sender, now)

@@ -171,7 +171,8 @@ def proven(view: View, lines: Iterable[Line]) -> dict[str, Entry]:
             and held.version <= line.version
             and held.heartbeat < line.heartbeat
         ):
-            candidate = attrs.evolve(held, heartbeat=line.heartbeat)
+            # attrs.evolve written out: it looks up every field by name, per heartbeat.
+            candidate = Entry(held.generation, held.version, line.heartbeat, held.floor, held.files)
         else:
             continue
         if newer(candidate, held):
