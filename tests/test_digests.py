@@ -136,3 +136,24 @@ def test_a_summary_of_another_roster_or_shape_is_not_read() -> None:
     assert roster.read(roster.fingerprint, "!!!!") is None
     # Bits past the last peer are padding: ignored.
     assert roster.read(roster.fingerprint, base64.b64encode(b"\xfd").decode()) == 0b101
+
+
+# -- writing a digest: the fast path, byte for byte --------------------------------
+
+any_names = st.text(min_size=1, max_size=70)
+any_lines = st.builds(Line, any_names, counters, counters, counters, st.booleans())
+any_digests = st.builds(
+    Digest,
+    any_names,
+    st.booleans(),
+    st.lists(any_lines, max_size=20).map(tuple),
+    st.integers(0, 2**32 - 1),
+    st.text(max_size=40),
+)
+
+
+@given(any_digests)
+def test_a_digest_is_written_as_the_converter_writes_it(digest: Digest) -> None:
+    from trio_gossip.codec import _encode_any  # the generic path, the reference
+
+    assert encode(digest) == _encode_any(digest)

@@ -173,9 +173,46 @@ _converter: Final = _make_converter()
 
 def encode(message: Message) -> bytes:
     """The datagram for ``message``: compact JSON, UTF-8, keys in class order."""
+    if type(message) is Digest:
+        return _encode_digest(message)
+    return _encode_any(message)
+
+
+def _encode_any(message: Message) -> bytes:
+    """Any message through the converter: what :func:`_encode_digest` must match."""
     body = {"proto": PROTOCOL, "type": _TAG_OF[type(message)]}
     body.update(_converter.unstructure(message))
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+#: Names as JSON strings, for digests: a peer writes the same few names all day.
+_names: dict[str, str] = {}
+#: Names held at most; past that the memo starts again (a bound, not a policy).
+_NAMES_HELD: Final = 65_536
+
+
+def _name(name: str) -> str:
+    text = _names.get(name)
+    if text is None:
+        if len(_names) >= _NAMES_HELD:
+            _names.clear()
+        text = _names[name] = json.dumps(name, ensure_ascii=False)
+    return text
+
+
+def _encode_digest(digest: Digest) -> bytes:
+    """What :func:`encode` writes for a digest, byte for byte, without building
+    a dict and a list per line: digests are most of what a peer writes."""
+    lines = ",".join(
+        f"[{_name(x.origin)},{x.generation},{x.version},{x.heartbeat},"
+        f"{'true' if x.reaped else 'false'}]"
+        for x in digest.lines
+    )
+    return (
+        f'{{"proto":{PROTOCOL},"type":"digest","sender":{_name(digest.sender)},'
+        f'"reply":{"true" if digest.reply else "false"},"lines":[{lines}],'
+        f'"roster":{digest.roster},"held":{json.dumps(digest.held, ensure_ascii=False)}}}'
+    ).encode()
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -1,25 +1,32 @@
 """Writing digests: which lines one datagram carries, and the summary beside them.
 
 Lines that matter now come first -- our own, what the receiver lacks, fresh
-news -- then a random sample of everything else held (see
-:func:`.digests.select`). Pure: the random generator is passed in.
+news -- then, in a push, the origins we heard of least recently, then a small
+random sample of everything else held (see :mod:`.digests`). Pure: the random
+generator is passed in.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Final
 
 import attrs
 
-from .digests import MIN_LINE, Roster, select
+from .digests import MIN_LINE, RANDOM_LINES, Roster, select
 from .messages import Digest
 from .replica import Replica
 from .rumors import RumorQueue
-from .state import Line
+from .state import Entry, Line
 
-__all__ = ["DigestWriter"]
+__all__ = ["MISSES", "DigestWriter"]
+
+#: Pushes that may ask about an origin in vain (no answer held it newer)
+#: before it goes to the back of the queue: an origin that stopped must not
+#: hold up the asking about the others until it is suspect.
+MISSES: Final = 3
 
 
 @attrs.define
@@ -33,12 +40,52 @@ class DigestWriter:
     rng: random.Random
     #: Bytes a message may take.
     room: int
+    #: Least recently heard origins a push carries (:func:`.digests.stale_lines`).
+    stale_count: int = 1 << 30
+    #: Each origin's line, made once per entry (entries are replaced, not changed).
+    _lines: dict[str, tuple[Entry, Line]] = attrs.field(factory=dict)
+    #: Origins asked about in vain: when we had heard of them then, and how often.
+    _misses: dict[str, tuple[float, int]] = attrs.field(factory=dict)
+
+    def line(self, origin: str) -> Line:
+        """The line of the entry we hold for ``origin``."""
+        entry = self.replica.entries[origin]
+        made = self._lines.get(origin)
+        if made is not None and made[0] is entry:
+            return made[1]
+        line = Line.of(origin, entry)
+        self._lines[origin] = (entry, line)
+        return line
 
     def news(self) -> Iterable[Line]:
         """Lines of origins with fresh news, the freshest first, made as they
         are taken: no more than one datagram can carry."""
-        entries = self.replica.entries
-        return (Line.of(o, entries[o]) for o in self.rumors.freshest(self.room // MIN_LINE))
+        return map(self.line, self.rumors.freshest(self.room // MIN_LINE))
+
+    def stale(self) -> Iterator[Line]:
+        """Lines of the :attr:`stale_count` live origins we heard of least
+        recently: a push asks about them, and the answer carries what its
+        sender holds newer. An origin asked about :data:`MISSES` times in
+        vain goes to the back of the queue, as if heard of."""
+        replica = self.replica
+        entries, heard = replica.entries, replica.heard
+        taken: list[str] = []
+        for origin in heard:
+            if len(taken) >= self.stale_count:
+                break
+            if origin != self.name and not entries[origin].reaped:
+                taken.append(origin)
+        for origin in taken:
+            yield self.line(origin)
+            since, misses = self._misses.get(origin, (heard[origin], 0))
+            if since != heard[origin]:
+                misses = 0  # heard of since the last ask
+            misses += 1
+            if misses >= MISSES:
+                heard[origin] = heard.pop(origin)  # to the back, its time unchanged
+                self._misses.pop(origin, None)
+            else:
+                self._misses[origin] = (heard[origin], misses)
 
     def summary(self) -> tuple[int, str]:
         """The roster's fingerprint and the summary of the origins we hold, or
@@ -59,20 +106,25 @@ class DigestWriter:
             return []
         names = self.roster.names_of(self._held_bits() & ~theirs)
         names = self.rng.sample(names, min(len(names), self.room // MIN_LINE))
-        return [Line.of(origin, self.replica[origin]) for origin in names]
+        return [self.line(origin) for origin in names]
 
-    def lines(self, first: Iterable[Line], room: int) -> tuple[Line, ...]:
+    def lines(
+        self, first: Iterable[Line], room: int, after: Iterable[Line] = ()
+    ) -> tuple[Line, ...]:
         """One datagram (``room`` bytes) of lines: ours, ``first``, the news,
-        then a random sample."""
-        ours = Line.of(self.name, self.replica[self.name])
+        ``after``, then a random sample of :data:`.digests.RANDOM_LINES`."""
+        ours = self.line(self.name)
         origins = self.replica.per_membership("origins", list)
-        chain = itertools.chain((ours,), first, self.news())
-        return select(chain, origins, self.replica.entries, self.rng, room)
+        chain = itertools.chain((ours,), first, self.news(), after)
+        entries = self.replica.entries
+        return select(chain, origins, entries, self.rng, room, most=RANDOM_LINES, line_of=self.line)
 
     def push(self) -> Digest:
-        """A push: a digest with our summary, that asks for an answer."""
+        """A push: a digest with our summary and our stalest lines, that asks
+        for an answer."""
         roster, held = self.summary()
-        return Digest(self.name, True, self.lines((), self.room - len(held)), roster, held)
+        lines = self.lines((), self.room - len(held), self.stale())
+        return Digest(self.name, True, lines, roster, held)
 
     def answer(self, first: Iterable[Line]) -> Digest:
         """The answer to a push, ``first`` lines first, with our summary."""

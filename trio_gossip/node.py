@@ -35,7 +35,7 @@ import attrs
 from .codec import BadDatagram, decode_untrusted, encode
 from .config import Config
 from .counters import Counters, Statistics
-from .digests import Roster, ahead_of, select
+from .digests import CYCLES, Roster, ahead_of, refresh_rounds, select, stale_lines
 from .events import Event, Kind, diff
 from .fetch import Fetcher, Refused
 from .gossip import DigestWriter
@@ -126,8 +126,10 @@ class Node:
         self._assemblies = Assemblies(WINDOW, stalled=config.intervals.push)
         self._prepared = Prepared(self._room)
         self._fetch = Fetcher(name, self.replica, WINDOW, self._assemblies, self._prepared)
+        intervals = config.intervals
+        self._stale = stale_lines(len(config.peers), intervals.push, intervals.reap)
         self._digests = DigestWriter(
-            name, self.replica, self._roster, self._rumors, self.rng, self._room
+            name, self.replica, self._roster, self._rumors, self.rng, self._room, self._stale
         )
         self._info = InfoServer(name, self._room)
         self._watchers = Watchers(name, self._room)
@@ -252,13 +254,19 @@ class Node:
     def suspect_after(self) -> float:
         """Seconds without news of an origin's heartbeat after which it is suspect.
 
-        News reaches every peer in about log2 N push rounds; a heartbeat can
-        take a few times that when it travels only in random samples. Three
-        times ``log2 N + 2`` rounds is clearly longer than a live origin's
-        silence, and it stays well before ``reap``.
+        News reaches every peer in about log2 N push rounds. A heartbeat is no
+        news: it comes round when a push asks about the origin among its
+        stalest lines, every :func:`.digests.refresh_rounds` rounds, and the
+        answer holds it newer. Suspect after the longer of three times
+        ``log2 N + 2`` rounds and :data:`.digests.CYCLES` refresh periods
+        (clearly longer than a live origin's silence), and at the latest at
+        half of ``reap``, which :func:`.digests.stale_lines` keeps room for.
         """
         intervals = self.config.intervals
-        rounds = 3 * (math.ceil(math.log2(len(self.config.peers))) + 2)
+        peers = len(self.config.peers)
+        rounds = max(
+            3 * (math.ceil(math.log2(peers)) + 2), CYCLES * refresh_rounds(peers, self._stale)
+        )
         return min(rounds * intervals.push, intervals.reap / 2)
 
     def reap(self, now: float) -> float:

@@ -29,7 +29,9 @@ class Replica:
     """Every origin's entry (tombstones included), and when we heard of it."""
 
     entries: dict[str, Entry] = attrs.field(factory=dict)
-    #: When each origin's key last went up in our replica.
+    #: When each origin's key last went up in our replica, in the order to ask
+    #: about them: the least recently heard of first (see
+    #: :meth:`.gossip.DigestWriter.stale`, which may also move one to the end).
     heard: dict[str, float] = attrs.field(factory=dict)
     #: When each origin's files or status last changed in our replica.
     changed: dict[str, float] = attrs.field(factory=dict)
@@ -49,6 +51,7 @@ class Replica:
         if origin not in self.entries:
             self.membership += 1
         self.entries[origin] = entry
+        self.heard.pop(origin, None)  # to the end: heard of last
         self.heard[origin] = now
         if changed:
             self.changed[origin] = now
