@@ -35,14 +35,13 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import attrs
 import trio
 
 from . import __version__
 from .config import Config, ConfigError, http_problem, load_config, parse_http, resolve_hosts
-from .events import Event
 from .info import NoAnswer, files_matching, query, unheard_for
 from .keyring import generate_key
 from .logs import JsonFormatter, describe
@@ -50,7 +49,7 @@ from .messages import EventNote
 from .peer import Peer, StartupError
 from .render import format_info, format_matches, format_summary
 from .udp import UdpNetwork
-from .watch import NotWatching, note_json, watch
+from .watch import NotWatching, note_event, note_json, watch
 
 __all__ = ["main"]
 
@@ -382,8 +381,7 @@ def _watch(config: Config, name: str, *, as_json: bool) -> int:
             return
         if lost:
             _print_text(f"({lost} event(s) lost)")
-        kind: Any = note.kind  # one of the kinds the decoder checked
-        event = Event(kind, note.origin, 0.0, note.generation, note.version, *_names(note))
+        event = note_event(note)
         more = f" (and {note.more} more names)" if note.more else ""
         _print_text(f"{time.strftime('%H:%M:%S')} {describe(event)}{more}")
 
@@ -407,10 +405,6 @@ def _watch(config: Config, name: str, *, as_json: bool) -> int:
         print(f"{PROG}: peer {name} is not answering: {failures[0]}", file=sys.stderr)
         return 1
     return 0
-
-
-def _names(note: EventNote) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    return note.added, note.removed, note.changed
 
 
 def _print_text(text: str) -> None:

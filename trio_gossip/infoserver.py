@@ -96,19 +96,29 @@ def _reaped_fields(origin: str, entry: Entry, replica: Replica, now: float) -> d
     }
 
 
+def _fields(
+    name: str, replica: Replica, now: float
+) -> tuple[list[tuple[str, Entry, dict[str, Any]]], dict[str, Any]]:
+    """The snapshot's fields of each live origin (without its files), in name
+    order, and of each reaped one: peer ``name``'s replica at ``now``."""
+    live: list[tuple[str, Entry, dict[str, Any]]] = []
+    reaped: dict[str, Any] = {}
+    for origin, entry in sorted(replica.items()):
+        if entry.reaped:
+            reaped[origin] = _reaped_fields(origin, entry, replica, now)
+        else:
+            live.append((origin, entry, _origin_fields(name, origin, entry, replica, now)))
+    return live, reaped
+
+
 def snapshot(
     header: Mapping[str, Any], replica: Replica, statistics: Mapping[str, Any], now: float
 ) -> dict[str, Any]:
     """What ``--info --json`` shows, as a JSON object: ``header`` (peer,
     address, folder), every origin with its files, the reaped, the counters."""
-    name = header["peer"]
+    live, reaped = _fields(header["peer"], replica, now)
     origins: dict[str, Any] = {}
-    reaped: dict[str, Any] = {}
-    for origin, entry in sorted(replica.items()):
-        if entry.reaped:
-            reaped[origin] = _reaped_fields(origin, entry, replica, now)
-            continue
-        fields = _origin_fields(name, origin, entry, replica, now)
+    for origin, entry, fields in live:
         fields["files"] = json.loads(_files_json(entry))
         origins[origin] = fields
     return {**header, "origins": origins, "reaped": reaped, "statistics": dict(statistics)}
@@ -195,14 +205,9 @@ class InfoServer:
         statistics: Mapping[str, Any],
     ) -> list[str]:
         self.made += 1
-        name = header["peer"]
+        live, reaped = _fields(header["peer"], replica, now)
         origins: list[str] = []
-        reaped: dict[str, Any] = {}
-        for origin, entry in sorted(replica.items()):
-            if entry.reaped:
-                reaped[origin] = _reaped_fields(origin, entry, replica, now)
-                continue
-            fields = _origin_fields(name, origin, entry, replica, now)
+        for origin, entry, fields in live:
             fields["files"] = []
             # "files" is the last key: its cached list goes in place of ``[]``.
             head = json.dumps(fields, separators=(",", ":"))[:-3]

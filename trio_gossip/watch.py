@@ -16,13 +16,14 @@ from typing import Any, NoReturn
 import trio
 
 from .codec import BadDatagram, decode_untrusted, encode
+from .events import Event
 from .keyring import Keyring
 from .limits import MAX_DATAGRAM
 from .messages import EventNote, WatchRequest
 from .transport import Address
 from .watchers import WATCH_TTL
 
-__all__ = ["NotWatching", "note_json", "watch"]
+__all__ = ["NotWatching", "note_event", "note_json", "watch"]
 
 #: Seconds to wait for the peer to say it registered us.
 FIRST_ANSWER = 2.0
@@ -32,21 +33,18 @@ class NotWatching(Exception):
     """The peer did not answer the ``watch?`` (not running, wrong key, or full)."""
 
 
+def note_event(note: EventNote) -> Event:
+    """The event a note tells of (its time unknown: 0)."""
+    kind: Any = note.kind  # one of the kinds the decoder checked
+    names = (note.added, note.removed, note.changed)
+    return Event(kind, note.origin, 0.0, note.generation, note.version, *names)
+
+
 def note_json(note: EventNote, lost: int = 0) -> dict[str, Any]:
     """A note as the JSON object ``--watch --json`` prints (see docs/configuration.md)."""
-    out: dict[str, Any] = {
-        "event": note.kind,
-        "origin": note.origin,
-        "generation": note.generation,
-        "version": note.version,
-    }
-    if note.kind in ("joined", "changed", "restarted"):
-        out.update(
-            added=list(note.added),
-            removed=list(note.removed),
-            changed=list(note.changed),
-            more=note.more,
-        )
+    out = note_event(note).as_json()
+    if "added" in out:
+        out["more"] = note.more
     if lost:
         out["lost"] = lost
     return out
