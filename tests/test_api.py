@@ -49,7 +49,7 @@ from trio_gossip.limits import MAX_COUNTER, MAX_NAME, MIN_DATAGRAM, SEAL_OVERHEA
 from trio_gossip.messages import EventNote, WatchRequest
 from trio_gossip.sizes import MAX_PATH, name_size
 from trio_gossip.state import live_files
-from trio_gossip.transport import Address
+from trio_gossip.transport import Address, Transport
 from trio_gossip.watchers import MAX_WATCHERS, NOTE_RATE, WATCH_TTL, Watchers
 
 SECOND = 10**9  # of the wall clock, in nanoseconds: generations
@@ -327,6 +327,41 @@ async def test_open_peer_raises_what_ends_it_not_a_group(tmp_path: Path) -> None
                     await until(lambda: "A" in b.view())
                     raise KeyError("mine")
             await until(lambda: b.members()["A"].status == "left")
+
+
+class _BrokenTransport:
+    """A socket that fails on its first receive: an error inside one of the peer's tasks."""
+
+    def __init__(self, inner: Transport) -> None:
+        self._inner = inner
+
+    @property
+    def address(self) -> Address:
+        return self._inner.address
+
+    async def send(self, data: bytes, address: Address) -> bool:
+        return await self._inner.send(data, address)
+
+    async def receive(self) -> tuple[bytes, Address]:
+        await trio.lowlevel.checkpoint()
+        raise RuntimeError("boom")
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _BrokenNetwork(MemoryNetwork):
+    async def bind(self, address: Address) -> Transport:
+        return _BrokenTransport(await super().bind(address))
+
+
+async def test_open_peer_raises_an_error_of_the_peers_own_tasks_as_it_is(tmp_path: Path) -> None:
+    # Nested twice (the peer's nursery, then open_peer's): still the error itself,
+    # as Ctrl-C landing in one of the peer's tasks must come out as KeyboardInterrupt.
+    config = make_config("AB")
+    with pytest.raises(RuntimeError, match=r"^boom$"):
+        async with open_peer(config, "A", folder=tmp_path, network=_BrokenNetwork()):
+            await trio.sleep_forever()
 
 
 async def test_open_peer_needs_a_peer_of_the_config_and_a_folder(tmp_path: Path) -> None:

@@ -57,10 +57,14 @@ async def open_peer(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery wraps whatever ends it -- the peer's StartupError, the
-        # block's own exception, Ctrl-C's KeyboardInterrupt -- in a group. The
-        # caller of a context manager expects that exception itself.
-        if len(group.exceptions) != 1:
+        # block's own exception, Ctrl-C's KeyboardInterrupt -- in a group, and
+        # the peer's own nursery may have wrapped it once already (Ctrl-C
+        # landing in one of its tasks). The caller of a context manager
+        # expects that exception itself.
+        failure = group
+        while isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
+            failure = failure.exceptions[0]
+        if failure is group:
             raise
-        failure = group.exceptions[0]
     if failure is not None:
         raise failure
