@@ -52,6 +52,19 @@ def _roster(names: tuple[str, ...]) -> Roster:
     return Roster.of(names)
 
 
+@functools.cache
+def _scan_limiter() -> trio.CapacityLimiter:
+    """The worker threads scans run in, shared by the peers of one process.
+
+    Not trio's default limiter: each folder watcher holds one of those for as
+    long as it watches, and with ``--all`` and more than 40 peers the scans
+    of the next peers to start would wait for them forever. (Beyond 40 peers
+    in one process, the later peers' watchers wait for a thread in turn: they
+    scan every ``scan`` seconds only; see docs/configuration.md, ``watch``.)
+    """
+    return trio.CapacityLimiter(4)
+
+
 def next_tick(deadline: float, interval: float, now: float) -> float:
     """The tick after ``deadline``, skipping those already missed by ``now``.
 
@@ -356,7 +369,9 @@ class Peer:
 
                 scanner = functools.partial(scan_folder, progress=progress, should_stop=stop.is_set)
             try:
-                scan = await trio.to_thread.run_sync(scanner, self.folder, abandon_on_cancel=True)
+                scan = await trio.to_thread.run_sync(
+                    scanner, self.folder, abandon_on_cancel=True, limiter=_scan_limiter()
+                )
             finally:
                 stop.set()  # cancelled (a signal): the abandoned thread stops soon too
         else:
