@@ -35,12 +35,13 @@ import attrs
 from .codec import BadDatagram, decode_untrusted, encode
 from .config import Config
 from .counters import Counters, Statistics
-from .digests import CYCLES, Roster, ahead_of, refresh_rounds, select, stale_lines
+from .digests import Roster, ahead_of, select, stale_lines
 from .events import Event, Kind, diff
 from .fetch import Fetcher, Refused
 from .gossip import DigestWriter
 from .infoserver import InfoServer, snapshot
 from .limits import MAX_COUNTER
+from .liveness import Liveness, suspect_after
 from .messages import (
     Digest,
     EventNote,
@@ -128,6 +129,7 @@ class Node:
         self._fetch = Fetcher(name, self.replica, WINDOW, self._assemblies, self._prepared)
         intervals = config.intervals
         self._stale = stale_lines(len(config.peers), intervals.push, intervals.reap)
+        self._liveness = Liveness(name, self.replica, suspect_after(config, self._stale))
         self._digests = DigestWriter(
             name, self.replica, self._roster, self._rumors, self.rng, self._room, self._stale
         )
@@ -139,10 +141,6 @@ class Node:
         self._events: list[Event] = []
         #: Paths of our folder the last scan skipped (set by the shell; in --info).
         self.skipped = 0
-        #: When a valid datagram from another peer last arrived, and whether
-        #: we said that none came for a while.
-        self._last_heard = -math.inf
-        self._isolated = False
 
     # -- what the node knows -----------------------------------------------------
 
@@ -172,7 +170,7 @@ class Node:
         """Publish our first version of this run (from the first scan): a new
         generation, from the wall clock."""
         self._counts["scans"] += 1
-        self._last_heard = now  # nobody yet, but nothing missed either
+        self._liveness.started(now)
         self._publish(first_entry(self._wall_clock(), files), now, "joined")
 
     def scanned(self, files: Mapping[str, tuple[int, int]], now: float) -> bool:
@@ -252,22 +250,9 @@ class Node:
 
     @property
     def suspect_after(self) -> float:
-        """Seconds without news of an origin's heartbeat after which it is suspect.
-
-        News reaches every peer in about log2 N push rounds. A heartbeat is no
-        news: it comes round when a push asks about the origin among its
-        stalest lines, every :func:`.digests.refresh_rounds` rounds, and the
-        answer holds it newer. Suspect after the longer of three times
-        ``log2 N + 2`` rounds and :data:`.digests.CYCLES` refresh periods
-        (clearly longer than a live origin's silence), and at the latest at
-        half of ``reap``, which :func:`.digests.stale_lines` keeps room for.
-        """
-        intervals = self.config.intervals
-        peers = len(self.config.peers)
-        rounds = max(
-            3 * (math.ceil(math.log2(peers)) + 2), CYCLES * refresh_rounds(peers, self._stale)
-        )
-        return min(rounds * intervals.push, intervals.reap / 2)
+        """Seconds without news of an origin's heartbeat after which it is
+        suspect (:func:`.liveness.suspect_after`)."""
+        return self._liveness.suspect_after
 
     def reap(self, now: float) -> float:
         """Suspect the origins silent for :attr:`suspect_after`, tombstones for
@@ -282,30 +267,10 @@ class Node:
             log.info("%s: reaped %s (silent for %.1f s)", self.name, origin, silent)
         self._assemblies.expire(now - after)
         due = next_reaping(replica.entries, replica.heard, now, after, self.name)
-        suspect = self.suspect_after
-        for origin, entry in replica.items():
-            if origin == self.name or entry.reaped or replica.status.get(origin) != "alive":
-                continue
-            if replica.heard[origin] + suspect <= now:
-                self._set_status(origin, "suspect", now)
-            else:
-                due = min(due, replica.heard[origin] + suspect)
-        if not self._isolated and self._last_heard + suspect <= now:
-            self._isolated = True
-            log.warning(
-                "%s: heard from no other peer for %.1f s (is the network or the config right?)",
-                self.name,
-                now - self._last_heard,
-            )
-        elif not self._isolated:
-            due = min(due, self._last_heard + suspect)
-        return due
-
-    def _heard_from_peer(self, now: float) -> None:
-        if self._isolated:
-            log.info("%s: hearing from other peers again", self.name)
-            self._isolated = False
-        self._last_heard = now
+        suspects, look_again = self._liveness.check(now)
+        for origin in suspects:
+            self._set_status(origin, "suspect", now)
+        return min(due, look_again)
 
     def leave(self, now: float) -> list[Send]:
         """We stop: a tombstone of ours one heartbeat on, told to a few random
@@ -350,11 +315,11 @@ class Node:
             for line in message.lines:
                 if line.origin not in self.config.peers:
                     return self._reject("unknown origin", source, line.origin, now)
-            self._heard_from_peer(now)
+            self._liveness.heard_from_peer(now)
             return self._on_digest(message, now)
         if message.origin not in self.config.peers:
             return self._reject("unknown origin", source, message.origin, now)
-        self._heard_from_peer(now)
+        self._liveness.heard_from_peer(now)
         if isinstance(message, Want):
             return self._on_want(message)
         if isinstance(message, Leave):
