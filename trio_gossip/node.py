@@ -330,15 +330,17 @@ class Node:
         self._counters.reject(reason, source, detail, now)
         return []
 
-    def _too_far_ahead(self, generation: int) -> bool:
-        """A generation no restart can have made yet: counted, then ignored."""
-        if generation > self._wall_clock() + AHEAD:
+    def _too_far_ahead(self, generation: int, limit: int | None = None) -> bool:
+        """A generation no restart can have made yet (above ``limit``, by
+        default the wall clock plus :data:`AHEAD`): counted, then ignored."""
+        if generation > (self._wall_clock() + AHEAD if limit is None else limit):
             self._rejected["generation ahead"] += 1
             return True
         return False
 
     def _on_digest(self, digest: Digest, now: float) -> list[Message]:
-        lines = [line for line in digest.lines if not self._too_far_ahead(line.generation)]
+        limit = self._wall_clock() + AHEAD  # read once per digest, not once per line
+        lines = [line for line in digest.lines if not self._too_far_ahead(line.generation, limit)]
         others = [line for line in lines if line.origin != self.name]
         for line in lines:
             if line.origin == self.name:
