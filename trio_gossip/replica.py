@@ -3,7 +3,7 @@
 The entries themselves merge by the pure rules of :mod:`.state`; the replica
 adds what a peer needs to know about them over time -- when each origin was
 last heard of (its key went up) and last changed (its files or its liveness),
-and a counter of changes that caches are keyed by. Pure: times are passed in.
+and a counter of changes to the set of origins that caches are keyed by. Pure: times are passed in.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ class Replica:
     #: Each origin's status, and since when.
     status: dict[str, Status] = attrs.field(factory=dict)
     status_since: dict[str, float] = attrs.field(factory=dict)
-    #: Goes up on every change of ``entries``.
-    version: int = 0
     #: Goes up whenever an origin is added to (or removed from) ``entries``:
     #: what caches of the set of origins are keyed by.
     membership: int = 0
@@ -55,7 +53,6 @@ class Replica:
         self.heard[origin] = now
         if changed:
             self.changed[origin] = now
-        self.version += 1
 
     def set_status(self, origin: str, status: Status, now: float) -> bool:
         """Whether ``origin``'s status changed to ``status``."""
@@ -63,7 +60,6 @@ class Replica:
             return False
         self.status[origin] = status
         self.status_since[origin] = now
-        self.version += 1
         return True
 
     def get(self, origin: str) -> Entry | None:
