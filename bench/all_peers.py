@@ -53,11 +53,11 @@ from bench.harness import (
     write_out,
 )
 
-TOOK = re.compile(rb"INFO \S+?(\d+): \S+?(\d+) is at version ")
+TOOK = re.compile(rb"INFO \S+?(\d+): \S+?(\d+) (?:joined|changed|restarted), version ")
 
 
 class Takes:
-    """Which peer took which origin's entry, from the INFO log ("X: Y is at version")."""
+    """Which peer took which origin's entry, from the INFO log ("X: Y joined, version")."""
 
     def __init__(self, path: Path, count: int) -> None:
         self.path = path

@@ -8,8 +8,10 @@ taken every other peer's entry, then ``--drops`` times drops a new file into
 one peer's folder and times, from the peers' own log lines, when each peer
 took the new version:
 
-* ``X: own version V, N files`` in the origin's log: its scan saw the file;
-* ``Y: X is at version V (N files), from Z`` in Y's log: Y took it, from Z.
+* ``X: own folder changed, version V: …`` in the origin's log: its scan saw
+  the file;
+* ``Y: X changed, version V: …`` in Y's log: Y took it (the line does not say
+  from whom, so the hops are unknown: -1).
 
 Log times have millisecond resolution. Every process is killed at the end,
 whatever happens (and each dies by itself after its lifetime).
@@ -49,8 +51,11 @@ from bench.harness import (
 
 _TIME = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 STARTED = re.compile(rf"^{_TIME} INFO (\S+): started on ")
-OWN = re.compile(rf"^{_TIME} INFO (\S+): own version (\d+), (\d+) files$")
-TOOK = re.compile(rf"^{_TIME} INFO (\S+): (\S+) is at version (\d+) \((\d+) files\), from (\S+)$")
+# The peers' event lines (trio_gossip/logs.py, ``describe``): a new version of
+# our own folder, or another origin's taken here.
+EVENT = re.compile(
+    rf"^{_TIME} INFO (\S+): (own folder|\S+) (joined|changed|restarted), version (\d+)[;:]"
+)
 
 
 def log_time(text: str) -> float:
@@ -65,7 +70,7 @@ class Logs:
         self.paths = {name: folder / f"{name}.log" for name in names}
         self.offsets = dict.fromkeys(names, 0)
         self.started: dict[str, float] = {}
-        #: origin -> [(time, version)] from its own "own version" lines
+        #: origin -> [(time, version)] from its own "own folder" event lines
         self.own: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
         #: (peer, origin) -> [(time, version, from)]
         self.took: dict[tuple[str, str], list[tuple[float, int, str]]] = {}
@@ -84,13 +89,14 @@ class Logs:
                 self._line(line)
 
     def _line(self, line: str) -> None:
-        if m := TOOK.match(line):
-            when, peer, origin, version, _, sender = m.groups()
-            entry = (log_time(when), int(version), sender)
-            self.took.setdefault((peer, origin), []).append(entry)
-        elif m := OWN.match(line):
-            when, origin, version, _ = m.groups()
-            self.own[origin].append((log_time(when), int(version)))
+        if m := EVENT.match(line):
+            when, peer, origin, _, version = m.groups()
+            at = log_time(when)
+            if origin == "own folder":
+                self.own[peer].append((at, int(version)))
+            else:
+                # An event line does not name the peer it came from: "?".
+                self.took.setdefault((peer, origin), []).append((at, int(version), "?"))
         elif m := STARTED.match(line):
             self.started[m.group(2)] = log_time(m.group(1))
 

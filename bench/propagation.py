@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
@@ -45,32 +44,11 @@ from bench.harness import (
     wait_until,
     write_out,
 )
-from bench.processes import Logs, log_time
-
-_TIME = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
-# The peers' event lines (trio_gossip/peer.py, _log_event).
-EVENT = re.compile(
-    rf"^{_TIME} INFO (\S+): (own folder|\S+) (joined|changed|restarted), version (\d+)[;:]"
-)
-
-
-class EventLogs(Logs):
-    """:class:`bench.processes.Logs`, reading the event lines of today's peers."""
-
-    def _line(self, line: str) -> None:
-        if m := EVENT.match(line):
-            when, peer, origin, _, version = m.groups()
-            at = log_time(when)
-            if origin == "own folder":
-                self.own[peer].append((at, int(version)))
-            else:
-                self.took.setdefault((peer, origin), []).append((at, int(version), "?"))
-        else:
-            super()._line(line)  # "started on"
+from bench.processes import Logs
 
 
 def one_drop(
-    logs: EventLogs, names: Sequence[str], origin: str, *, folder: Path, index: int, timeout: float
+    logs: Logs, names: Sequence[str], origin: str, *, folder: Path, index: int, timeout: float
 ) -> dict[str, Any]:
     """Write a file into ``origin``'s folder; seconds from the write to each peer taking it."""
     written = time.time()
@@ -113,7 +91,7 @@ def run_cluster(args: argparse.Namespace, watch: bool) -> dict[str, Any]:
     cluster.path.write_text(json.dumps(cluster.config, indent=1) + "\n")
     names, work = cluster.names, cluster.work
     (work / "logs").mkdir()
-    logs = EventLogs(work / "logs", names)
+    logs = Logs(work / "logs", names)
     timeout = args.scan + 30 if not watch else 30.0
     lifetime = args.converge + 60 + args.idle + args.drops * (timeout + 2 * args.push)
     figures: dict[str, Any] = {"watch": watch}

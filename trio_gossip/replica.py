@@ -3,7 +3,8 @@
 The entries themselves merge by the pure rules of :mod:`.state`; the replica
 adds what a peer needs to know about them over time -- when each origin was
 last heard of (its key went up) and last changed (its files or its liveness),
-and a counter of changes to the set of origins that caches are keyed by. Pure: times are passed in.
+and a counter of changes to the set of origins that caches are keyed by.
+Pure: times are passed in.
 """
 
 from __future__ import annotations
