@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import sys
 import typing
 from base64 import b64decode
 from collections.abc import Callable
@@ -90,7 +91,9 @@ class _Malformed(Exception):
 
 def _array(cls: Callable[..., Any], kinds: tuple[type, ...]) -> Callable[[Any], Any]:
     # The receiver's hottest path: plain comparisons, no generator per record.
+    # The first field, a name, is interned (see _NAMES).
     a, b, c, d, e = kinds
+    intern: Callable[[Any], str] = sys.intern
 
     def read(value: Any) -> Any:
         if type(value) is not list or len(value) != 5:
@@ -100,7 +103,7 @@ def _array(cls: Callable[..., Any], kinds: tuple[type, ...]) -> Callable[[Any], 
             raise _Malformed("wrong type in array")
         if type(y) is not d or type(z) is not e:
             raise _Malformed("wrong type in array")
-        return cls(v, w, x, y, z)
+        return cls(intern(v), w, x, y, z)
 
     return read
 
@@ -111,6 +114,12 @@ _RECORDS: Final = {
     Line: _array(Line, (str, int, int, int, bool)),
 }
 _SCALARS: Final = {str: "a string", int: "an integer", bool: "a boolean"}
+#: Fields that name a peer, interned like the names in records: a peer keeps
+#: the names it reads (keys of its replica, in its entries' files), and every
+#: datagram brings its own copies -- with ``--all``, a thousand peers would
+#: each hold a copy of every name. Interned strings are freed like others
+#: when nothing holds them.
+_NAMES: Final = frozenset({"origin", "sender"})
 
 
 def _structurer(cls: type[Message]) -> Callable[[dict[str, Any]], Message]:
@@ -123,7 +132,12 @@ def _structurer(cls: type[Message]) -> Callable[[dict[str, Any]], Message]:
     field and per hook cost more than the checks themselves."""
     hints = typing.get_type_hints(cls)
     fields = attrs.fields(cls)
-    env: dict[str, Any] = {"cls": cls, "Malformed": _Malformed, "keys": {f.name for f in fields}}
+    env: dict[str, Any] = {
+        "cls": cls,
+        "Malformed": _Malformed,
+        "keys": {f.name for f in fields},
+        "intern": sys.intern,
+    }
     code = [
         "def structure(body):",
         "    if not body.keys() <= keys:",
@@ -142,6 +156,8 @@ def _structurer(cls: type[Message]) -> Callable[[dict[str, Any]], Message]:
                 f"    if type({name}) is not {kind.__name__}:",
                 f"        raise Malformed({f'{name}: expected {_SCALARS[kind]}'!r})",
             ]
+            if name in _NAMES:
+                code.append(f"    {name} = intern({name})")
             continue
         (item, _ellipsis) = typing.get_args(kind)  # tuple[X, ...], which travels as a list
         code += [

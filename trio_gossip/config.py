@@ -8,6 +8,7 @@ quote what they refuse: it may be a key.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -89,8 +90,18 @@ class Config:
     http_public: bool = False
 
     def address(self, name: str) -> tuple[str, int]:
-        peer = self.peers[name]
-        return (peer.host, peer.port)
+        return self.addresses[name]
+
+    @functools.cached_property
+    def addresses(self) -> Mapping[str, tuple[str, int]]:
+        """Each peer's (host, port) by name, made once: the peers of one
+        process (``--all``) share it instead of a copy per peer."""
+        return {name: (peer.host, peer.port) for name, peer in self.peers.items()}
+
+    @functools.cached_property
+    def by_address(self) -> Mapping[tuple[str, int], str]:
+        """Each peer's name by its (host, port), made once like :attr:`addresses`."""
+        return {address: name for name, address in self.addresses.items()}
 
     def folder(self, name: str) -> Path | None:
         folder = self.peers[name].folder

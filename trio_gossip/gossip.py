@@ -19,7 +19,7 @@ from .digests import MIN_LINE, RANDOM_LINES, Roster, select
 from .messages import Digest
 from .replica import Replica
 from .rumors import RumorQueue
-from .state import Entry, Line
+from .state import Line
 
 __all__ = ["MISSES", "DigestWriter"]
 
@@ -42,20 +42,14 @@ class DigestWriter:
     room: int
     #: Least recently heard origins a push carries (:func:`.digests.stale_lines`).
     stale_count: int = 1 << 30
-    #: Each origin's line, made once per entry (entries are replaced, not changed).
-    _lines: dict[str, tuple[Entry, Line]] = attrs.field(factory=dict)
     #: Origins asked about in vain: when we had heard of them then, and how often.
     _misses: dict[str, tuple[float, int]] = attrs.field(factory=dict)
 
     def line(self, origin: str) -> Line:
         """The line of the entry we hold for ``origin``."""
-        entry = self.replica.entries[origin]
-        made = self._lines.get(origin)
-        if made is not None and made[0] is entry:
-            return made[1]
-        line = Line.of(origin, entry)
-        self._lines[origin] = (entry, line)
-        return line
+        # Made afresh: a cache of lines would cost a line per origin per peer,
+        # which with --all is a million of them.
+        return Line.of(origin, self.replica.entries[origin])
 
     def news(self) -> Iterable[Line]:
         """Lines of origins with fresh news, the freshest first, made as they

@@ -55,6 +55,7 @@ from .messages import (
 )
 from .replica import Replica, Status
 from .rumors import RumorQueue
+from .shared import SharedEntries
 from .state import (
     Entry,
     Line,
@@ -109,6 +110,7 @@ class Node:
         wall_clock: Callable[[], int] = time.time_ns,
         roster: Roster | None = None,
         folder: Path | None = None,
+        shared: SharedEntries | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -117,11 +119,11 @@ class Node:
         self.rng = rng if rng is not None else random.Random()
         self._wall_clock = wall_clock
         self._others = [n for n in config.peers if n != name]
-        self._by_address = {config.address(n): n for n in config.peers}
+        self._by_address = config.by_address
         self._roster = roster if roster is not None else Roster.of(config.peers)
         # Fresh news is relayed this many times: enough for an epidemic to finish.
         self._rumors = RumorQueue(max(3, math.ceil(math.log2(len(config.peers))) + 1))
-        self.replica = Replica()
+        self.replica = Replica(shared=shared)
         # Digests show a transfer's version to its receiver about every push
         # round, and it goes on; one silent for longer may never finish.
         self._assemblies = Assemblies(WINDOW, stalled=config.intervals.push)

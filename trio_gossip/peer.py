@@ -33,6 +33,7 @@ from .logs import files, log_event, when
 from .members import Member, members
 from .node import Node, Send
 from .scanner import Scan, ScanError, Skipped, scan_folder
+from .shared import SharedEntries
 from .state import Entry
 from .transport import Address, Network, Transport
 
@@ -50,6 +51,13 @@ WATCH_STEP = 50
 def _roster(names: tuple[str, ...]) -> Roster:
     """One roster per cluster, shared by the peers of one process (``--all``)."""
     return Roster.of(names)
+
+
+@functools.cache
+def _shared_entries() -> SharedEntries:
+    """One store of entries for the peers of one process: with ``--all``, a
+    thousand peers hold the same thousand origins' entries."""
+    return SharedEntries()
 
 
 @functools.cache
@@ -120,6 +128,7 @@ class Peer:
             wall_clock=wall_clock,
             roster=_roster(tuple(config.peers)),
             folder=folder,
+            shared=_shared_entries(),
         )
         self._rng = self.node.rng
         self._network = network

@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 
 import attrs
 
+from .shared import SharedEntries
 from .state import Entry
 
 __all__ = ["Replica", "Status"]
@@ -42,6 +43,9 @@ class Replica:
     #: Goes up whenever an origin is added to (or removed from) ``entries``:
     #: what caches of the set of origins are keyed by.
     membership: int = 0
+    #: Where equal entries are held once, if the replica shares them with
+    #: others of its process (``--all``); ``None``: it keeps its own.
+    shared: SharedEntries | None = attrs.field(default=None, kw_only=True)
     _cache: dict[str, tuple[int, object]] = attrs.field(factory=dict)
 
     def put(self, origin: str, entry: Entry, now: float, *, changed: bool) -> None:
@@ -49,6 +53,8 @@ class Replica:
         more than the heartbeat went up."""
         if origin not in self.entries:
             self.membership += 1
+        if self.shared is not None:
+            entry = self.shared.get(origin, entry)
         self.entries[origin] = entry
         self.heard.pop(origin, None)  # to the end: heard of last
         self.heard[origin] = now
