@@ -3,6 +3,7 @@
     python -m bench.idle                          # N = 10, 30, 100, 300, 1000
     python -m bench.idle --base main --plot docs/idle.png
     python -m bench.idle --sizes 1000 --rounds 5 --profile 25
+    python -m bench.idle --processes 30 --rounds 60   # real processes, watcher on and off
 
 For each N, one child process runs N real peers (their five tasks,
 unchanged) over the in-memory network under trio's ``MockClock``. Every
@@ -23,6 +24,10 @@ way, in the same run, for the ratio: its ``trio_gossip`` is extracted with
 and the child puts it first on ``sys.path``. ``--profile K`` prints the K
 functions with the most cumulative time (cProfile) over the measured rounds
 instead of comparing.
+
+``--processes N`` measures N separate peer processes on loopback instead,
+with the same intervals, beside this simulation at N in the same run
+(``bench/idle_processes.py``; figures to ``bench/out/idle-processes.json``).
 
 Figures go to stdout and to ``bench/out/idle.json``; ``--plot`` draws CPU
 per peer per round against N (needs matplotlib: ``pip install -e '.[bench]'``).
@@ -258,7 +263,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100, 300, 1000])
     parser.add_argument("--warmup", type=int, default=5, help="push rounds before measuring")
-    parser.add_argument("--rounds", type=int, default=10, help="push rounds measured")
+    parser.add_argument(
+        "--rounds", type=int, help="push rounds measured (default 10; 20 with --processes)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base", help="also measure this git revision's trio_gossip")
     parser.add_argument("--profile", type=int, default=0, help="print the top K functions")
@@ -266,9 +273,20 @@ def main() -> int:
         "--watch", type=int, default=0, help="rounds after, watching the longest silence"
     )
     parser.add_argument("--plot", type=Path, help="write a PNG of CPU per peer per round")
+    parser.add_argument(
+        "--processes", type=int, metavar="N", help="N processes on loopback, watcher on and off"
+    )
+    parser.add_argument("--port", type=int, default=26_000, help="--processes: the first port")
+    parser.add_argument("--host", default="127.0.0.1", help="--processes: a loopback address")
+    parser.add_argument(
+        "--converge", type=float, default=120.0, help="--processes: s to wait for convergence"
+    )
+    parser.add_argument("--keep", action="store_true", help="--processes: keep the logs")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 20 if args.processes is not None else 10
     if args.child is not None:
         sys.path.insert(0, str(args.code))
         print(json.dumps(measure(args.child, args)))
@@ -276,6 +294,14 @@ def main() -> int:
 
     sys.path.insert(0, str(REPO))
     from bench.harness import git_state, table, write_out
+
+    if args.processes is not None:
+        from bench import idle_processes
+
+        idle_processes.check(parser, args)
+        # The intervals of the simulation (``measure``), for the processes too.
+        args.peers, args.scan, args.push, args.relay = args.processes, 60.0, 1.0, 1.0
+        return idle_processes.benchmark(args, lambda n: _child(n, args, REPO))
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp:
