@@ -12,6 +12,9 @@ all-to-all), runs ``--warmup`` push rounds, and then ``--rounds`` more
 rounds are measured with ``time.process_time``: the child's CPU (all
 peers, trio's scheduler, the in-memory network) divided by N and by the
 rounds. Nothing changes in any folder: what is measured is the idle cost.
+Each peer's entries are its own objects, as decoding would make them, and
+the child's resident memory after the rounds (less what it held before the
+peers were made) gives what a converged peer holds per origin.
 It also reports the datagrams and bytes each peer sent per round, and how
 many (peer, origin) pairs were ``suspect`` at the end: a live cluster
 should have none. ``--watch K`` then runs K more rounds and reports the
@@ -94,10 +97,16 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         peers={name: PeerConfig(*address) for name, address in addresses.items()},
         intervals=Intervals(scan=60.0, push=1.0, relay=1.0, reap=300.0),
     )
-    # What each origin's first scan publishes: one file.
-    entries = {
-        name: Entry(GENERATION, 1, 0, 0, (FileMeta(f"{name}.txt", 1, 1, 1),)) for name in names
-    }
+
+    def first(origin: str) -> Entry:
+        """What ``origin``'s first scan publishes, one file, as a peer that
+        decoded it holds it: its own objects, even its own strings (the
+        decoder makes new ones; whether a peer then shares them is what the
+        memory figure measures)."""
+        name = "".join([origin, ".txt"])
+        return Entry(GENERATION, 1, 0, 0, (FileMeta(name, 1, 1, 1),))
+
+    resident0 = _resident_mib()
 
     def scanner(folder: Path) -> Scan:
         return Scan({f"{folder.name}.txt": (1, 1)})
@@ -119,9 +128,9 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     ]
     for peer in peers:  # converged: every peer holds every other origin's entry
         replica = peer.node.replica
-        for origin, entry in entries.items():
+        for origin in names:
             if origin != peer.name:
-                replica.put(origin, entry, 0.0, changed=True)
+                replica.put("".join([origin]), first(origin), 0.0, changed=True)
                 replica.set_status(origin, "alive", 0.0)
 
     figures: dict[str, Any] = {}
@@ -155,6 +164,10 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 suspect_pairs=sum(
                     1 for p in peers for s in p.node.replica.status.values() if s != "alive"
                 ),
+                # What the peers hold once converged and idle: the process's
+                # resident memory, less what it held before making them.
+                resident_mib=_resident_mib(),
+                bytes_per_pair=(_resident_mib() - resident0) * 2**20 / (n * n),
             )
             # Liveness: the longest any live origin went unheard of at any peer
             # (sampled every quarter round), against when it would be suspect.
@@ -186,6 +199,15 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(profile)
         figures["profile"] = out.getvalue()
     return figures
+
+
+def _resident_mib() -> float:
+    """This process's resident memory (VmRSS), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _extract(rev: str, into: Path) -> Path:
@@ -317,7 +339,9 @@ def main() -> int:
                     print(
                         f"  N = {n} ({label}): {f['cpu_ms_per_peer_per_round']:.2f} ms"
                         f" per peer per round, {f['datagrams_per_peer_per_round']:.2f} datagrams,"
-                        f" {f['bytes_per_peer_per_round']:,.0f} bytes; suspect {f['suspect_pairs']}"
+                        f" {f['bytes_per_peer_per_round']:,.0f} bytes;"
+                        f" suspect {f['suspect_pairs']}; RSS {f['resident_mib']:.0f} MiB"
+                        f" ({f['bytes_per_pair']:.0f} B per pair)"
                         f" ({f['child_s']:.0f} s)",
                         file=sys.stderr,
                         flush=True,
@@ -335,9 +359,9 @@ def main() -> int:
                     if f.get("profile"):
                         print(f["profile"], file=sys.stderr)
 
-    headers = ["N", "CPU ms/peer/round", "datagrams", "bytes", "suspect"]
+    headers = ["N", "CPU ms/peer/round", "datagrams", "bytes", "suspect", "RSS MiB"]
     if args.base:
-        headers += [f"{args.base}: CPU ms", "datagrams", "bytes", "ratio"]
+        headers += [f"{args.base}: CPU ms", "datagrams", "bytes", "ratio", "RSS MiB"]
     out_rows = []
     for row in rows:
         now = row["now"]
@@ -347,6 +371,7 @@ def main() -> int:
             now["datagrams_per_peer_per_round"],
             round(now["bytes_per_peer_per_round"]),
             now["suspect_pairs"],
+            round(now["resident_mib"]),
         ]
         if "base" in row:
             b = row["base"]
@@ -355,6 +380,7 @@ def main() -> int:
                 b["datagrams_per_peer_per_round"],
                 round(b["bytes_per_peer_per_round"]),
                 f"{b['cpu_ms_per_peer_per_round'] / now['cpu_ms_per_peer_per_round']:.1f}x",
+                round(b["resident_mib"]),
             ]
         out_rows.append(cells)
     print(f"idle, converged; {args.rounds} push rounds measured after {args.warmup}")
