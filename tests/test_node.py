@@ -14,6 +14,7 @@ import pytest
 from sim import GENERATION, INTERVALS, make_config
 
 from trio_gossip.codec import decode_untrusted, encode
+from trio_gossip.fetch import RoundTrip
 from trio_gossip.infoserver import INFO_BURST, KEEP, NONCES, SNAPSHOT_EVERY
 from trio_gossip.limits import MIN_DATAGRAM
 from trio_gossip.messages import Digest, Info, InfoRequest, Message, Part, Want
@@ -315,3 +316,41 @@ def test_a_generation_made_twice_is_not_told_apart(clock: str) -> None:
         run([a, b], b, tell(b, a, line(a), now), now)
         run([a, b], a, tell(a, b, Digest("B", True, (Line.of("A", b.replica["A"]),)), now), now)
     assert holds(b, a)
+
+
+# -- asking again, later when answers come late ------------------------------------
+
+
+def test_round_trip_timeout_follows_rfc_6298() -> None:
+    rtt = RoundTrip()
+    assert rtt.timeout(0.5) == 0.5  # no sample yet: the floor
+    rtt.sample(2.0)
+    assert (rtt.srtt, rtt.rttvar) == (2.0, 1.0)
+    assert rtt.timeout(0.5) == 6.0  # 2 + 4 * 1
+    rtt.sample(4.0)
+    assert (rtt.srtt, rtt.rttvar) == (2.25, 1.25)  # 2 + 2/8; 1 + (2 - 1)/4
+    assert rtt.timeout(10.0) == 10.0
+
+
+def wants(sends: list[Send]) -> list[Want]:
+    return [s.message for s in sends if isinstance(s.message, Want)]
+
+
+@pytest.mark.parametrize(("answer_after", "asked_again_at"), [(0.0, 0.5), (4.0, 12.0)])
+def test_an_unanswered_want_is_asked_again_once_answers_would_have_come(
+    answer_after: float, asked_again_at: float
+) -> None:
+    # B fetches A's entry; the answer takes answer_after seconds, timed as a
+    # round trip. Then C's want goes unanswered: B asks again at its first
+    # tick after push / 2 (0.5 s), or after the round trip's timeout when
+    # answers came late (4 s: 4 + 4 * 2 = 12 s).
+    a, b, c = make_node("A", {"a.txt": (1, 1)}), make_node("B", {}), make_node("C", {"c": (1, 1)})
+    sent = tell(b, a, line(a), 0.0)
+    assert [w.origin for w in wants(sent)] == ["A"]
+    run([a, b], b, sent, answer_after)
+    assert holds(b, a)
+    start = 100.0
+    assert [w.origin for w in wants(tell(b, c, line(c), start))] == ["C"]  # lost
+    ticks = [start + 0.25 * i for i in range(1, 100)]
+    again = [t for t in ticks if any(w.origin == "C" for w in wants(b.relay(t)))]
+    assert again[0] == start + asked_again_at

@@ -20,7 +20,7 @@ from .state import Entry, Line
 from .transfer import Assemblies, Prepared, TooLarge, finish
 from .transport import Address
 
-__all__ = ["RETRIES", "Fetcher", "Refused"]
+__all__ = ["RETRIES", "Fetcher", "Refused", "RoundTrip"]
 
 #: Times an unanswered want is asked again before it is left to the next digest.
 RETRIES: Final = 3
@@ -34,6 +34,36 @@ class _Asked:
     address: Address
     at: float
     tries: int = 0
+    #: When it was sent, while it was sent once only: its first part then
+    #: times a round trip (Karn: an answer to a want sent twice times nothing).
+    sent: float | None = None
+
+
+@attrs.define
+class RoundTrip:
+    """How long wants take to be answered: the smoothed round trip and its
+    variation, and from them how long to wait before asking again (RFC 6298,
+    TCP's retransmission timer).
+
+    A peer that cannot keep up -- its answers queued behind a backlog -- sees
+    its round trips grow, and asks again later instead of adding to the
+    backlog the answers it is still to read."""
+
+    srtt: float | None = None
+    rttvar: float = 0.0
+
+    def sample(self, seconds: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = seconds, seconds / 2
+        else:
+            self.rttvar += (abs(self.srtt - seconds) - self.rttvar) / 4
+            self.srtt += (seconds - self.srtt) / 8
+
+    def timeout(self, floor: float) -> float:
+        """Seconds to wait for an answer: ``floor`` at least."""
+        if self.srtt is None:
+            return floor
+        return max(floor, self.srtt + 4 * self.rttvar)
 
 
 @attrs.frozen
@@ -54,6 +84,7 @@ class Fetcher:
     assemblies: Assemblies
     prepared: Prepared
     _asked: dict[str, _Asked] = attrs.field(factory=dict)
+    round_trip: RoundTrip = attrs.field(factory=RoundTrip)
 
     def want(self, line: Line) -> Want | None:
         """A want for what ``line`` says is newer than what we hold, if anything."""
@@ -95,14 +126,16 @@ class Fetcher:
         current = self._asked.get(want.origin)
         if current is not None and _asked_key(current.want) == _asked_key(want):
             current.want, current.address, current.at = want, address, now
+            current.sent = None  # sent twice: its answer times nothing
         else:
-            self._asked[want.origin] = _Asked(want, address, now)
+            self._asked[want.origin] = _Asked(want, address, now, sent=now)
 
     def overdue(self, now: float, after: float) -> list[tuple[Want, Address]]:
-        """The wants unanswered for ``after`` seconds, asked again (at most
-        :data:`RETRIES` times each): a lost want, or a lost part, costs a
-        fraction of a round instead of waiting for the next digest to name
-        the origin again."""
+        """The wants unanswered for ``after`` seconds (or longer, when answers
+        take longer: :class:`RoundTrip`), asked again (at most :data:`RETRIES`
+        times each): a lost want, or a lost part, costs a fraction of a round
+        instead of waiting for the next digest to name the origin again."""
+        after = self.round_trip.timeout(after)
         out: list[tuple[Want, Address]] = []
         for origin, asked in list(self._asked.items()):
             held = self.replica.get(origin)
@@ -117,7 +150,7 @@ class Fetcher:
                 continue
             base, parts = self.assemblies.resume(origin, *wanted)
             asked.want = Want(self.name, origin, *wanted, *_have(held), base, tuple(parts))
-            asked.at, asked.tries = now, asked.tries + 1
+            asked.at, asked.tries, asked.sent = now, asked.tries + 1, None
             out.append((asked.want, asked.address))
         return out
 
@@ -146,6 +179,9 @@ class Fetcher:
         asked = self._asked.get(part.origin)
         if asked is not None:
             asked.at = now  # progress: the holder answers
+            if asked.sent is not None and _asked_key(asked.want) == (part.generation, part.version):
+                self.round_trip.sample(now - asked.sent)
+                asked.sent = None
         if received is not None:
             self._asked.pop(part.origin, None)
             entry = finish(received, part.base, held)
