@@ -63,7 +63,7 @@ from .state import (
     first_entry,
     newer,
     next_reaping,
-    proven,
+    proof,
     reap_due,
     refute,
     rescan,
@@ -264,7 +264,7 @@ class Node:
         for origin in reap_due(replica.entries, replica.heard, now, after, self.name):
             entry = replica[origin]
             silent = now - replica.heard[origin]
-            self._take(origin, tombstone(entry), now)
+            self._take(origin, tombstone(entry), now, entry)
             self._counts["reaped"] += 1
             log.info("%s: reaped %s (silent for %.1f s)", self.name, origin, silent)
         self._assemblies.expire(now - after)
@@ -343,12 +343,26 @@ class Node:
     def _on_digest(self, digest: Digest, now: float) -> list[Message]:
         limit = self._wall_clock() + AHEAD  # read once per digest, not once per line
         lines = [line for line in digest.lines if not self._too_far_ahead(line.generation, limit)]
-        others = [line for line in lines if line.origin != self.name]
         for line in lines:
             if line.origin == self.name:
                 self._refute_if_outdone(line.key, now)
-        self._accept(proven(self.replica.entries, others), now)
-        out: list[Message] = [w for line in others if (w := self._fetch.want(line)) is not None]
+        entries = self.replica.entries
+        out: list[Message] = []
+        # Line by line, each origin looked up once: what a line proves and
+        # what it wants touch only its own origin, and the codec refuses a
+        # digest that names an origin twice.
+        for line in lines:
+            if line.origin == self.name:
+                continue
+            held = entries.get(line.origin)
+            entry = proof(held, line)
+            if entry is not None:
+                if self._take(line.origin, entry, now, held):
+                    self._counts["accepted"] += 1
+                held = entry
+            want = self._fetch.want(line, held)
+            if want is not None:
+                out.append(want)
         lacking = self._digests.lacking(digest)
         if digest.reply:
             # Push-pull: first what the sender is missing, so it wants it back:
@@ -394,7 +408,7 @@ class Node:
         held = self.replica.get(leave.origin)
         tomb = Entry(*key[:3], reaped=True)
         if newer(tomb, held):
-            self._take(leave.origin, tomb, now, left=True)
+            self._take(leave.origin, tomb, now, held, left=True)
             self._counts["accepted"] += 1
         elif held is not None and held.key == tomb.key:
             # The same tombstone, first heard of as a line: it left, not reaped.
@@ -450,13 +464,16 @@ class Node:
         """Merge entries about other origins, and keep the books on what changed."""
         # merge(), one origin at a time: no copy of the whole replica per datagram.
         for origin, entry in incoming.items():
-            if newer(entry, self.replica.get(origin)) and self._take(origin, entry, now):
+            held = self.replica.get(origin)
+            if newer(entry, held) and self._take(origin, entry, now, held):
                 self._counts["accepted"] += 1
 
-    def _take(self, origin: str, entry: Entry, now: float, *, left: bool = False) -> bool:
-        """Hold ``entry`` (newer than what we held) for another origin; whether
-        more than its heartbeat changed. ``left``: a tombstone its origin made."""
-        old = self.replica.get(origin)
+    def _take(
+        self, origin: str, entry: Entry, now: float, old: Entry | None, *, left: bool = False
+    ) -> bool:
+        """Hold ``entry`` for another origin in place of ``old`` (what we held:
+        older); whether more than its heartbeat changed. ``left``: a tombstone
+        its origin made."""
         changed = old is None or (old.content, old.reaped) != (entry.content, entry.reaped)
         self.replica.put(origin, entry, now, changed=changed)
         if not changed:  # only the heartbeat went up
