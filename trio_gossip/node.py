@@ -120,6 +120,7 @@ class Node:
         self._wall_clock = wall_clock
         self._others = [n for n in config.peers if n != name]
         self._by_address = config.by_address
+        self._peers = config.peers  # the config is frozen: the same names all along
         self._roster = roster if roster is not None else Roster.of(config.peers)
         # Fresh news is relayed this many times: enough for an epidemic to finish.
         self._rumors = RumorQueue(max(3, math.ceil(math.log2(len(config.peers))) + 1))
@@ -309,17 +310,17 @@ class Node:
             return self._on_watch_request(message, source, now)
         if isinstance(message, (Info, EventNote)):
             return self._reject("unexpected", source, f"a {type(message).__name__}", now)
-        if message.sender not in self.config.peers:
+        if message.sender not in self._peers:
             return self._reject("unknown sender", source, message.sender, now)
         if self._by_address.get(source) != message.sender or message.sender == self.name:
             return self._reject("wrong address", source, message.sender, now)
         if isinstance(message, Digest):
             for line in message.lines:
-                if line.origin not in self.config.peers:
+                if line.origin not in self._peers:
                     return self._reject("unknown origin", source, line.origin, now)
             self._liveness.heard_from_peer(now)
             return self._on_digest(message, now)
-        if message.origin not in self.config.peers:
+        if message.origin not in self._peers:
             return self._reject("unknown origin", source, message.origin, now)
         self._liveness.heard_from_peer(now)
         if isinstance(message, Want):
@@ -332,28 +333,30 @@ class Node:
         self._counters.reject(reason, source, detail, now)
         return []
 
-    def _too_far_ahead(self, generation: int, limit: int | None = None) -> bool:
-        """A generation no restart can have made yet (above ``limit``, by
-        default the wall clock plus :data:`AHEAD`): counted, then ignored."""
-        if generation > (self._wall_clock() + AHEAD if limit is None else limit):
+    def _too_far_ahead(self, generation: int) -> bool:
+        """A generation no restart can have made yet (above the wall clock
+        plus :data:`AHEAD`): counted, then ignored."""
+        if generation > self._wall_clock() + AHEAD:
             self._rejected["generation ahead"] += 1
             return True
         return False
 
     def _on_digest(self, digest: Digest, now: float) -> list[Message]:
         limit = self._wall_clock() + AHEAD  # read once per digest, not once per line
-        lines = [line for line in digest.lines if not self._too_far_ahead(line.generation, limit)]
-        for line in lines:
-            if line.origin == self.name:
+        others: list[Line] = []
+        for line in digest.lines:
+            if line.generation > limit:  # as _too_far_ahead, without a call per line
+                self._rejected["generation ahead"] += 1
+            elif line.origin == self.name:
                 self._refute_if_outdone(line.key, now)
+            else:
+                others.append(line)
         entries = self.replica.entries
         out: list[Message] = []
         # Line by line, each origin looked up once: what a line proves and
         # what it wants touch only its own origin, and the codec refuses a
         # digest that names an origin twice.
-        for line in lines:
-            if line.origin == self.name:
-                continue
+        for line in others:
             held = entries.get(line.origin)
             entry = proof(held, line)
             if entry is not None:
@@ -444,7 +447,7 @@ class Node:
 
     def _refute_if_outdone(self, key: tuple[int, int, int, bool], now: float) -> None:
         """Someone holds a key about us above ours: take a new generation."""
-        own = self.own
+        own = self.replica.entries[self.name]  # self.own, without two calls: once per digest
         if key <= own.key:
             return
         if key[0] >= MAX_COUNTER:  # nothing outdoes it; only a broken wall clock lets it by
