@@ -11,20 +11,22 @@ most common datagram of a quiet cluster. What is timed:
 
 * ``receive``: ``Node.receive_untrusted`` (decode, the checks against the
   config, the merge of the heartbeat, the books);
-* ``decode``: ``codec.decode_untrusted`` alone, on the same datagrams
-  (after each chunk received, the same chunk decoded);
+* ``decode``: ``codec.decode_untrusted`` alone, on the same datagrams;
 * ``node``: the difference, what the node adds to decoding.
 
 Each figure is the best of ``--chunks`` chunks of ``--chunk`` datagrams
 (``time.process_time``: CPU, not wall time, so other work on the machine
 costs less than it would in a rate; the best chunk is the one least
-disturbed). Each tree is measured in its own child process, ``--rounds``
-times, this tree and the ``--before`` tree taking turns, so a change of
-load on the machine falls on both; the table gives the median of the
-rounds' figures and the ratio before / now. ``DIR`` is a source tree
-holding a ``trio_gossip`` package (``git worktree add DIR REV``, or
-``git archive REV trio_gossip | tar -x -C DIR``); the child puts it first on
-``sys.path``.
+disturbed), and the table gives the median over ``--rounds`` rounds.
+
+``--before DIR`` measures the ``trio_gossip`` package of the source tree
+``DIR`` too (``git worktree add DIR REV``, or ``git archive REV trio_gossip
+| tar -x -C DIR``), in the same process: it is imported a second time under
+another name (its modules import each other relatively), and the two trees
+take turns chunk by chunk, on the same datagrams, so that a busy spell of a
+shared machine falls on both. Beside the medians, the table gives the
+median of the ratios of each pair of chunks (before / now), the steadier
+figure when the machine is busy.
 
 ``--profile K`` prints instead the K functions of this tree with the most
 time of their own (cProfile) over ``--chunk`` datagrams. Figures go to
@@ -36,16 +38,23 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
-import json
+import importlib.util
 import pstats
-import subprocess
+import random
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+# Run as ``python bench/NAME.py``: make the ``bench`` package importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import trio_gossip
+from bench.harness import REPO, median, table, write_out
+
 #: The generations of A and B: a peer's, from the wall clock in ns.
 GEN_A, GEN_B = 1_700_000_000_000_000_000, 1_700_000_000_000_000_001
 #: B's heartbeats from here on are 13 digits: every datagram has the same
@@ -61,129 +70,146 @@ def datagram(heartbeat: int) -> bytes:
     ).encode()
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """In the child: time this process's ``trio_gossip`` (the tree first on ``sys.path``)."""
-    import random
-
-    import trio_gossip
-    from trio_gossip.codec import decode_untrusted
-    from trio_gossip.config import Config, Intervals, PeerConfig
-    from trio_gossip.node import Node
-    from trio_gossip.state import Entry
-
-    where = Path(trio_gossip.__file__).resolve().parent
-    if where != (args.code / "trio_gossip").resolve():
-        raise SystemExit(f"receive_path: imported {where}, not the tree asked for")
-    config = Config(
-        peers={"A": PeerConfig("127.0.0.1", 7000), "B": PeerConfig("127.0.0.1", 7001)},
-        intervals=Intervals(scan=60.0, push=1.0, relay=1.0, reap=300.0),
+def load(tree: Path, name: str) -> ModuleType:
+    """The ``trio_gossip`` package of ``tree``, imported as ``name``."""
+    init = tree / "trio_gossip" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name, init, submodule_search_locations=[str(init.parent)]
     )
-    node = Node("A", config, rng=random.Random(1), wall_clock=lambda: GEN_A)
-    node.start({}, 0.0)
-    node.replica.put("B", Entry(GEN_B, 1, FIRST_HEARTBEAT - 1, 0, ()), 0.0, changed=True)
-    node.replica.set_status("B", "alive", 0.0)
-    source = config.address("B")
-    count = args.chunks * args.chunk
-    data = [datagram(FIRST_HEARTBEAT + i) for i in range(count)]
-    receive = node.receive_untrusted
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"receive_path: no trio_gossip package in {tree}")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package  # before running it: its modules import it by name
+    spec.loader.exec_module(package)
+    return package
 
-    def received(lo: int, hi: int) -> float:
+
+class Subject:
+    """One tree's node A and its two timed loops."""
+
+    def __init__(self, package: ModuleType) -> None:
+        name = package.__name__
+        modules = {m: sys.modules[f"{name}.{m}"] for m in ("codec", "config", "node", "state")}
+        config_module = modules["config"]
+        config = config_module.Config(
+            peers={
+                "A": config_module.PeerConfig("127.0.0.1", 7000),
+                "B": config_module.PeerConfig("127.0.0.1", 7001),
+            },
+            intervals=config_module.Intervals(scan=60.0, push=1.0, relay=1.0, reap=300.0),
+        )
+        node = modules["node"].Node("A", config, rng=random.Random(1), wall_clock=lambda: GEN_A)
+        node.start({}, 0.0)
+        entry = modules["state"].Entry(GEN_B, 1, FIRST_HEARTBEAT - 1, 0, ())
+        node.replica.put("B", entry, 0.0, changed=True)
+        node.replica.set_status("B", "alive", 0.0)
+        self.node = node
+        self.source = config.address("B")
+        self._decode: Callable[[bytes], Any] = modules["codec"].decode_untrusted
+
+    def receive(self, data: list[bytes]) -> float:
+        """CPU us per datagram to receive all of ``data``."""
+        receive, source = self.node.receive_untrusted, self.source
         start = time.process_time()
-        for i in range(lo, hi):
-            receive(data[i], source, 1.0)
-        return (time.process_time() - start) / (hi - lo) * 1e6
+        for datagram in data:
+            receive(datagram, source, 1.0)
+        return (time.process_time() - start) / len(data) * 1e6
 
-    def decoded(lo: int, hi: int) -> float:
+    def decode(self, data: list[bytes]) -> float:
+        """CPU us per datagram to decode all of ``data``."""
+        decode = self._decode
         start = time.process_time()
-        for i in range(lo, hi):
-            decode_untrusted(data[i])
-        return (time.process_time() - start) / (hi - lo) * 1e6
+        for datagram in data:
+            decode(datagram)
+        return (time.process_time() - start) / len(data) * 1e6
 
-    chunks = [(i * args.chunk, (i + 1) * args.chunk) for i in range(args.chunks)]
-    if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        received(0, args.chunk)
-        profiler.disable()
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.profile)
-        return {"profile": out.getvalue()}
-    # Taking turns, chunk by chunk: a busy spell of the machine falls on both.
-    timings = [(received(lo, hi), decoded(lo, hi)) for lo, hi in chunks]
-    receive_us = min(r for r, _ in timings)
-    decode_us = min(d for _, d in timings)
-    # A benchmark of refusals would measure nothing: every datagram must have
-    # been taken, the last heartbeat held.
-    stats, last = node.statistics(), FIRST_HEARTBEAT + count - 1
-    if stats.rejected or stats.datagrams_out or node.replica["B"].heartbeat != last:
-        raise SystemExit(f"receive_path: the node did not take every datagram: {stats}")
-    return {"receive_us": receive_us, "decode_us": decode_us, "node_us": receive_us - decode_us}
+    def check(self, heartbeat: int) -> None:
+        """A benchmark of refusals would measure nothing: every datagram must
+        have been taken, the last heartbeat held."""
+        stats = self.node.statistics()
+        if stats.rejected or stats.datagrams_out or self.node.replica["B"].heartbeat != heartbeat:
+            raise SystemExit(f"receive_path: the node did not take every datagram: {stats}")
 
 
-def child(code: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """One measurement of the tree ``code``, in a fresh process."""
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", "--code", str(code)]
-    argv += ["--chunks", str(args.chunks), "--chunk", str(args.chunk)]
-    argv += ["--profile", str(args.profile)]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"receive_path: the child for {code} failed:\n{done.stderr[-2000:]}")
-    figures: dict[str, Any] = json.loads(done.stdout)
-    return figures
+def run(subjects: dict[str, Subject], args: argparse.Namespace) -> dict[str, Any]:
+    """``--rounds`` rounds of ``--chunks`` chunks, the subjects taking turns."""
+    figures: dict[str, Any] = {label: [] for label in subjects}
+    pairs: list[dict[str, float]] = []
+    heartbeat = FIRST_HEARTBEAT
+    for round_ in range(args.rounds):
+        chunks: dict[str, list[tuple[float, float]]] = {label: [] for label in subjects}
+        order = list(subjects)
+        for _ in range(args.chunks):
+            data = [datagram(heartbeat + i) for i in range(args.chunk)]
+            heartbeat += args.chunk
+            order.reverse()  # neither tree always first
+            for label in order:
+                subject = subjects[label]
+                chunks[label].append((subject.receive(data), subject.decode(data)))
+            if len(subjects) == 2:
+                (r0, d0), (r1, d1) = chunks["before"][-1], chunks["now"][-1]
+                pairs.append({"receive": r0 / r1, "decode": d0 / d1, "node": (r0 - d0) / (r1 - d1)})
+        for label, subject in subjects.items():
+            subject.check(heartbeat - 1)
+            best_receive = min(r for r, _ in chunks[label])
+            best_decode = min(d for _, d in chunks[label])
+            best = {"receive_us": best_receive, "decode_us": best_decode}
+            best["node_us"] = best_receive - best_decode
+            figures[label].append(best)
+            print(
+                f"round {round_ + 1} {label:6} receive {best_receive:6.2f} us,"
+                f" decode {best_decode:6.2f} us, node {best['node_us']:6.2f} us",
+                flush=True,
+            )
+    return {"rounds": figures, "pairs": pairs}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="also measure the trio_gossip of this tree")
-    parser.add_argument("--rounds", type=int, default=5, help="measurements of each tree")
-    parser.add_argument("--chunks", type=int, default=50, help="chunks per measurement")
-    parser.add_argument("--chunk", type=int, default=2000, help="datagrams per chunk")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
+    parser.add_argument("--chunks", type=int, default=50, help="chunks per round (default 50)")
+    parser.add_argument("--chunk", type=int, default=2000, help="datagrams per chunk (2,000)")
     parser.add_argument("--profile", type=int, default=0, help="print the top K functions")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--code", type=Path, default=REPO, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        sys.path.insert(0, str(args.code))
-        print(json.dumps(measure(args)))
-        return 0
-    if args.before is not None and not (args.before / "trio_gossip").is_dir():
-        raise SystemExit(f"receive_path: no trio_gossip package in {args.before}")
+    if Path(trio_gossip.__file__).resolve().parent != REPO / "trio_gossip":
+        raise SystemExit(f"receive_path: imported {trio_gossip.__file__}, not this tree's")
+    now = Subject(trio_gossip)
     if args.profile:
-        print(child(REPO, args)["profile"])
+        data = [datagram(FIRST_HEARTBEAT + i) for i in range(args.chunk)]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        now.receive(data)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
         return 0
-
-    sys.path.insert(0, str(REPO))
-    from bench.harness import median, table, write_out
-
-    trees = {"now": REPO} if args.before is None else {"before": args.before, "now": REPO}
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
-    for round_ in range(args.rounds):
-        for label, code in trees.items():
-            figures = child(code, args)
-            runs[label].append(figures)
-            print(
-                f"round {round_ + 1} {label:6} receive {figures['receive_us']:6.2f} us,"
-                f" decode {figures['decode_us']:6.2f} us, node {figures['node_us']:6.2f} us",
-                flush=True,
-            )
+    subjects = {"now": now}
+    if args.before is not None:
+        subjects = {"before": Subject(load(args.before, "trio_gossip_before")), "now": now}
+    figures = run(subjects, args)
     what = ("receive_us", "decode_us", "node_us")
-    summary = {label: {w: median([r[w] for r in rs]) for w in what} for label, rs in runs.items()}
+    summary = {
+        label: {w: median([r[w] for r in rounds]) for w in what}
+        for label, rounds in figures["rounds"].items()
+    }
     rows: list[list[object]] = [
         [label, *(s[w] for w in what), round(1e6 / s["receive_us"])] for label, s in summary.items()
     ]
-    if "before" in summary:
-        before, now = summary["before"], summary["now"]
-        rows.append(["before / now", *(before[w] / now[w] for w in what), ""])
+    if args.before is not None:
+        before, now_ = summary["before"], summary["now"]
+        rows.append(["before / now, medians", *(before[w] / now_[w] for w in what), ""])
+        paired = [
+            statistics.median(p[w] for p in figures["pairs"]) for w in ("receive", "decode", "node")
+        ]
+        rows.append(["before / now, paired chunks", *paired, ""])
     print()
     print(
-        f"median of {args.rounds} rounds, each the best of {args.chunks} chunks"
-        f" of {args.chunk:,} datagrams (us of CPU per datagram)"
+        f"us of CPU per datagram: median of {args.rounds} rounds, each the best of"
+        f" {args.chunks} chunks of {args.chunk:,} datagrams"
     )
-    headers = ["tree", "receive us", "decode us", "node us", "1/receive /s"]
-    print(table(headers, rows))
-    figures = {"before": str(args.before) if args.before else None, "runs": runs}
-    path = write_out("receive_path", {**figures, "summary": summary})
-    print(f"wrote {path}")
+    print(table(["tree", "receive us", "decode us", "node us", "1/receive /s"], rows))
+    record = {"before": str(args.before) if args.before else None, **figures, "summary": summary}
+    print(f"wrote {write_out('receive_path', record)}")
     return 0
 
 
