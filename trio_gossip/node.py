@@ -292,6 +292,8 @@ class Node:
         self._counts["datagrams_in"] += 1
         self._counts["bytes_in"] += len(data)
         out = self._handle_untrusted(data, source, now)
+        if not out:  # most datagrams: nothing to answer
+            return []
         for message in out:
             if isinstance(message, Want):
                 self._fetch.asked(message, source, now)
@@ -359,7 +361,14 @@ class Node:
         for line in others:
             held = entries.get(line.origin)
             entry = proof(held, line)
-            if entry is not None:
+            if entry is not None and not entry.reaped:
+                # The most common line of all: the origin's heartbeat went up.
+                # A proof keeps the files we hold, so nothing else changed.
+                self._beat(line.origin, entry, now)
+                if entry.version == line.version:
+                    continue  # the line is what we hold now: nothing to fetch
+                held = entry
+            elif entry is not None:  # a tombstone
                 if self._take(line.origin, entry, now, held):
                     self._counts["accepted"] += 1
                 held = entry
@@ -478,11 +487,10 @@ class Node:
         older); whether more than its heartbeat changed. ``left``: a tombstone
         its origin made."""
         changed = old is None or (old.content, old.reaped) != (entry.content, entry.reaped)
-        self.replica.put(origin, entry, now, changed=changed)
-        if not changed:  # only the heartbeat went up
-            if self.replica.status.get(origin) == "suspect":
-                self._set_status(origin, "alive", now)
+        if not changed:
+            self._beat(origin, entry, now)
             return False
+        self.replica.put(origin, entry, now, changed=True)
         self._rumors.add(origin)
         self._assemblies.held(origin, entry)
         if entry.reaped:
@@ -498,6 +506,12 @@ class Node:
         else:
             self._event("changed", origin, old, entry, now)
         return True
+
+    def _beat(self, origin: str, entry: Entry, now: float) -> None:
+        """Hold ``entry`` for another origin: what we held but for a greater heartbeat."""
+        self.replica.put(origin, entry, now, changed=False)
+        if self.replica.status.get(origin) == "suspect":
+            self._set_status(origin, "alive", now)
 
     def _set_status(self, origin: str, status: Status, now: float) -> None:
         """A status change that is news of its own (not a new version): an event."""
