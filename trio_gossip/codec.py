@@ -174,7 +174,7 @@ def _structurer(cls: type[Message]) -> Callable[[dict[str, Any]], Message]:
             ]
         else:
             env[f"read_{name}"] = _RECORDS[item]
-            code.append(f"    {name} = tuple([read_{name}(item) for item in {name}])")
+            code.append(f"    {name} = tuple(map(read_{name}, {name}))")
     code.append(f"    return cls({', '.join(f.name for f in fields)})")
     exec("\n".join(code), env)  # our own source, made from our own classes
     structure: Callable[[dict[str, Any]], Message] = env["structure"]
@@ -393,16 +393,21 @@ def _check_digest(digest: Digest) -> str:
         return "digest"
     if not 0 <= digest.roster <= 0xFFFF_FFFF or (digest.held and _bad_base64(digest.held)):
         return "digest summary"
+    origins: set[str] = set()
     for line in lines:
+        origin = line.origin
         counters_ok = (
             0 <= line.generation <= MAX_COUNTER
             and 0 <= line.version <= MAX_COUNTER
             and 0 <= line.heartbeat <= MAX_COUNTER
         )
-        if not counters_ok or _bad_peer(line.origin):
+        # not _bad_peer(origin), inline: this runs for every line received.
+        name_ok = 0 < len(origin) <= MAX_NAME and (origin.isascii() or not _bad_text(origin))
+        if not (counters_ok and name_ok):
             return "digest line"
+        origins.add(origin)
     # Two lines about one origin: which one counts would be a guess.
-    if len({line.origin for line in lines}) != len(lines):
+    if len(origins) != len(lines):
         return "digest repeats an origin"
     return ""
 
