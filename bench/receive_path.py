@@ -1,6 +1,6 @@
 """The receive path's CPU alone: ``Node.receive_untrusted`` and ``decode_untrusted`` per datagram.
 
-    python -m bench.receive_path [--before DIR] [--rounds 5] [--profile 25]
+    python -m bench.receive_path [--before DIR ...] [--rounds 5] [--profile 25]
 
 No sockets, no trio: a :class:`~trio_gossip.node.Node` "A" of a two-peer
 config, holding B's entry (alive), is handed the small digests of
@@ -22,11 +22,12 @@ disturbed), and the table gives the median over ``--rounds`` rounds.
 ``--before DIR`` measures the ``trio_gossip`` package of the source tree
 ``DIR`` too (``git worktree add DIR REV``, or ``git archive REV trio_gossip
 | tar -x -C DIR``), in the same process: it is imported a second time under
-another name (its modules import each other relatively), and the two trees
+another name (its modules import each other relatively), and the trees
 take turns chunk by chunk, on the same datagrams, so that a busy spell of a
-shared machine falls on both. Beside the medians, the table gives the
+shared machine falls on all. Beside the medians, the table gives the
 median of the ratios of each pair of chunks (before / now), the steadier
-figure when the machine is busy.
+figure when the machine is busy. ``--before`` may be given more than once
+(``before``, ``before2``...).
 
 ``--profile K`` prints instead the K functions of this tree with the most
 time of their own (cProfile) over ``--chunk`` datagrams. Figures go to
@@ -89,7 +90,8 @@ class Subject:
 
     def __init__(self, package: ModuleType) -> None:
         name = package.__name__
-        modules = {m: sys.modules[f"{name}.{m}"] for m in ("codec", "config", "node", "state")}
+        parts = ("codec", "config", "node", "state")
+        modules = {m: importlib.import_module(f"{name}.{m}") for m in parts}
         config_module = modules["config"]
         config = config_module.Config(
             peers={
@@ -134,7 +136,7 @@ class Subject:
 def run(subjects: dict[str, Subject], args: argparse.Namespace) -> dict[str, Any]:
     """``--rounds`` rounds of ``--chunks`` chunks, the subjects taking turns."""
     figures: dict[str, Any] = {label: [] for label in subjects}
-    pairs: list[dict[str, float]] = []
+    pairs: dict[str, list[dict[str, float]]] = {label: [] for label in subjects if label != "now"}
     heartbeat = FIRST_HEARTBEAT
     for round_ in range(args.rounds):
         chunks: dict[str, list[tuple[float, float]]] = {label: [] for label in subjects}
@@ -146,9 +148,11 @@ def run(subjects: dict[str, Subject], args: argparse.Namespace) -> dict[str, Any
             for label in order:
                 subject = subjects[label]
                 chunks[label].append((subject.receive(data), subject.decode(data)))
-            if len(subjects) == 2:
-                (r0, d0), (r1, d1) = chunks["before"][-1], chunks["now"][-1]
-                pairs.append({"receive": r0 / r1, "decode": d0 / d1, "node": (r0 - d0) / (r1 - d1)})
+            r1, d1 = chunks["now"][-1]
+            for label, paired in pairs.items():
+                r0, d0 = chunks[label][-1]
+                node = (r0 - d0) / (r1 - d1)
+                paired.append({"receive": r0 / r1, "decode": d0 / d1, "node": node})
         for label, subject in subjects.items():
             subject.check(heartbeat - 1)
             best_receive = min(r for r, _ in chunks[label])
@@ -166,7 +170,13 @@ def run(subjects: dict[str, Subject], args: argparse.Namespace) -> dict[str, Any
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", type=Path, help="also measure the trio_gossip of this tree")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        action="append",
+        default=[],
+        help="also measure the trio_gossip of this tree (again for more trees)",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
     parser.add_argument("--chunks", type=int, default=50, help="chunks per round (default 50)")
     parser.add_argument("--chunk", type=int, default=2000, help="datagrams per chunk (2,000)")
@@ -183,9 +193,11 @@ def main() -> int:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
         return 0
-    subjects = {"now": now}
-    if args.before is not None:
-        subjects = {"before": Subject(load(args.before, "trio_gossip_before")), "now": now}
+    subjects: dict[str, Subject] = {}
+    for i, tree in enumerate(args.before, 1):
+        label = "before" if i == 1 else f"before{i}"
+        subjects[label] = Subject(load(tree, f"trio_gossip_{label}"))
+    subjects["now"] = now
     figures = run(subjects, args)
     what = ("receive_us", "decode_us", "node_us")
     summary = {
@@ -195,20 +207,18 @@ def main() -> int:
     rows: list[list[object]] = [
         [label, *(s[w] for w in what), round(1e6 / s["receive_us"])] for label, s in summary.items()
     ]
-    if args.before is not None:
-        before, now_ = summary["before"], summary["now"]
-        rows.append(["before / now, medians", *(before[w] / now_[w] for w in what), ""])
-        paired = [
-            statistics.median(p[w] for p in figures["pairs"]) for w in ("receive", "decode", "node")
-        ]
-        rows.append(["before / now, paired chunks", *paired, ""])
+    for label, paired in figures["pairs"].items():
+        before, now_ = summary[label], summary["now"]
+        rows.append([f"{label} / now, medians", *(before[w] / now_[w] for w in what), ""])
+        ratios = [statistics.median(p[w] for p in paired) for w in ("receive", "decode", "node")]
+        rows.append([f"{label} / now, paired chunks", *ratios, ""])
     print()
     print(
         f"us of CPU per datagram: median of {args.rounds} rounds, each the best of"
         f" {args.chunks} chunks of {args.chunk:,} datagrams"
     )
     print(table(["tree", "receive us", "decode us", "node us", "1/receive /s"], rows))
-    record = {"before": str(args.before) if args.before else None, **figures, "summary": summary}
+    record = {"before": [str(tree) for tree in args.before], **figures, "summary": summary}
     print(f"wrote {write_out('receive_path', record)}")
     return 0
 
