@@ -86,9 +86,9 @@ class Fetcher:
     _asked: dict[str, _Asked] = attrs.field(factory=dict)
     round_trip: RoundTrip = attrs.field(factory=RoundTrip)
 
-    def want(self, line: Line) -> Want | None:
-        """A want for what ``line`` says is newer than what we hold, if anything."""
-        held = self.replica.get(line.origin)
+    def want(self, line: Line, held: Entry | None) -> Want | None:
+        """A want for what ``line`` says is newer than ``held`` (what we hold
+        of its origin), if anything."""
         if line.reaped or (held is not None and line.key <= held.key):
             return None
         base, parts = self.assemblies.resume(line.origin, line.generation, line.version)

@@ -63,7 +63,7 @@ from .state import (
     first_entry,
     newer,
     next_reaping,
-    proven,
+    proof,
     reap_due,
     refute,
     rescan,
@@ -120,6 +120,7 @@ class Node:
         self._wall_clock = wall_clock
         self._others = [n for n in config.peers if n != name]
         self._by_address = config.by_address
+        self._peers = config.peers  # the config is frozen: the same names all along
         self._roster = roster if roster is not None else Roster.of(config.peers)
         # Fresh news is relayed this many times: enough for an epidemic to finish.
         self._rumors = RumorQueue(max(3, math.ceil(math.log2(len(config.peers))) + 1))
@@ -264,7 +265,7 @@ class Node:
         for origin in reap_due(replica.entries, replica.heard, now, after, self.name):
             entry = replica[origin]
             silent = now - replica.heard[origin]
-            self._take(origin, tombstone(entry), now)
+            self._take(origin, tombstone(entry), now, entry)
             self._counts["reaped"] += 1
             log.info("%s: reaped %s (silent for %.1f s)", self.name, origin, silent)
         self._assemblies.expire(now - after)
@@ -291,6 +292,8 @@ class Node:
         self._counts["datagrams_in"] += 1
         self._counts["bytes_in"] += len(data)
         out = self._handle_untrusted(data, source, now)
+        if not out:  # most datagrams: nothing to answer
+            return []
         for message in out:
             if isinstance(message, Want):
                 self._fetch.asked(message, source, now)
@@ -309,17 +312,17 @@ class Node:
             return self._on_watch_request(message, source, now)
         if isinstance(message, (Info, EventNote)):
             return self._reject("unexpected", source, f"a {type(message).__name__}", now)
-        if message.sender not in self.config.peers:
+        if message.sender not in self._peers:
             return self._reject("unknown sender", source, message.sender, now)
         if self._by_address.get(source) != message.sender or message.sender == self.name:
             return self._reject("wrong address", source, message.sender, now)
         if isinstance(message, Digest):
             for line in message.lines:
-                if line.origin not in self.config.peers:
+                if line.origin not in self._peers:
                     return self._reject("unknown origin", source, line.origin, now)
             self._liveness.heard_from_peer(now)
             return self._on_digest(message, now)
-        if message.origin not in self.config.peers:
+        if message.origin not in self._peers:
             return self._reject("unknown origin", source, message.origin, now)
         self._liveness.heard_from_peer(now)
         if isinstance(message, Want):
@@ -332,23 +335,46 @@ class Node:
         self._counters.reject(reason, source, detail, now)
         return []
 
-    def _too_far_ahead(self, generation: int, limit: int | None = None) -> bool:
-        """A generation no restart can have made yet (above ``limit``, by
-        default the wall clock plus :data:`AHEAD`): counted, then ignored."""
-        if generation > (self._wall_clock() + AHEAD if limit is None else limit):
+    def _too_far_ahead(self, generation: int) -> bool:
+        """A generation no restart can have made yet (above the wall clock
+        plus :data:`AHEAD`): counted, then ignored."""
+        if generation > self._wall_clock() + AHEAD:
             self._rejected["generation ahead"] += 1
             return True
         return False
 
     def _on_digest(self, digest: Digest, now: float) -> list[Message]:
         limit = self._wall_clock() + AHEAD  # read once per digest, not once per line
-        lines = [line for line in digest.lines if not self._too_far_ahead(line.generation, limit)]
-        others = [line for line in lines if line.origin != self.name]
-        for line in lines:
-            if line.origin == self.name:
+        others: list[Line] = []
+        for line in digest.lines:
+            if line.generation > limit:  # as _too_far_ahead, without a call per line
+                self._rejected["generation ahead"] += 1
+            elif line.origin == self.name:
                 self._refute_if_outdone(line.key, now)
-        self._accept(proven(self.replica.entries, others), now)
-        out: list[Message] = [w for line in others if (w := self._fetch.want(line)) is not None]
+            else:
+                others.append(line)
+        entries = self.replica.entries
+        out: list[Message] = []
+        # Line by line, each origin looked up once: what a line proves and
+        # what it wants touch only its own origin, and the codec refuses a
+        # digest that names an origin twice.
+        for line in others:
+            held = entries.get(line.origin)
+            entry = proof(held, line)
+            if entry is not None and not entry.reaped:
+                # The most common line of all: the origin's heartbeat went up.
+                # A proof keeps the files we hold, so nothing else changed.
+                self._beat(line.origin, entry, now)
+                if entry.version == line.version:
+                    continue  # the line is what we hold now: nothing to fetch
+                held = entry
+            elif entry is not None:  # a tombstone
+                if self._take(line.origin, entry, now, held):
+                    self._counts["accepted"] += 1
+                held = entry
+            want = self._fetch.want(line, held)
+            if want is not None:
+                out.append(want)
         lacking = self._digests.lacking(digest)
         if digest.reply:
             # Push-pull: first what the sender is missing, so it wants it back:
@@ -394,7 +420,7 @@ class Node:
         held = self.replica.get(leave.origin)
         tomb = Entry(*key[:3], reaped=True)
         if newer(tomb, held):
-            self._take(leave.origin, tomb, now, left=True)
+            self._take(leave.origin, tomb, now, held, left=True)
             self._counts["accepted"] += 1
         elif held is not None and held.key == tomb.key:
             # The same tombstone, first heard of as a line: it left, not reaped.
@@ -430,7 +456,7 @@ class Node:
 
     def _refute_if_outdone(self, key: tuple[int, int, int, bool], now: float) -> None:
         """Someone holds a key about us above ours: take a new generation."""
-        own = self.own
+        own = self.replica.entries[self.name]  # self.own, without two calls: once per digest
         if key <= own.key:
             return
         if key[0] >= MAX_COUNTER:  # nothing outdoes it; only a broken wall clock lets it by
@@ -450,19 +476,21 @@ class Node:
         """Merge entries about other origins, and keep the books on what changed."""
         # merge(), one origin at a time: no copy of the whole replica per datagram.
         for origin, entry in incoming.items():
-            if newer(entry, self.replica.get(origin)) and self._take(origin, entry, now):
+            held = self.replica.get(origin)
+            if newer(entry, held) and self._take(origin, entry, now, held):
                 self._counts["accepted"] += 1
 
-    def _take(self, origin: str, entry: Entry, now: float, *, left: bool = False) -> bool:
-        """Hold ``entry`` (newer than what we held) for another origin; whether
-        more than its heartbeat changed. ``left``: a tombstone its origin made."""
-        old = self.replica.get(origin)
+    def _take(
+        self, origin: str, entry: Entry, now: float, old: Entry | None, *, left: bool = False
+    ) -> bool:
+        """Hold ``entry`` for another origin in place of ``old`` (what we held:
+        older); whether more than its heartbeat changed. ``left``: a tombstone
+        its origin made."""
         changed = old is None or (old.content, old.reaped) != (entry.content, entry.reaped)
-        self.replica.put(origin, entry, now, changed=changed)
-        if not changed:  # only the heartbeat went up
-            if self.replica.status.get(origin) == "suspect":
-                self._set_status(origin, "alive", now)
+        if not changed:
+            self._beat(origin, entry, now)
             return False
+        self.replica.put(origin, entry, now, changed=True)
         self._rumors.add(origin)
         self._assemblies.held(origin, entry)
         if entry.reaped:
@@ -478,6 +506,12 @@ class Node:
         else:
             self._event("changed", origin, old, entry, now)
         return True
+
+    def _beat(self, origin: str, entry: Entry, now: float) -> None:
+        """Hold ``entry`` for another origin: what we held but for a greater heartbeat."""
+        self.replica.put(origin, entry, now, changed=False)
+        if self.replica.status.get(origin) == "suspect":
+            self._set_status(origin, "alive", now)
 
     def _set_status(self, origin: str, status: Status, now: float) -> None:
         """A status change that is news of its own (not a new version): an event."""

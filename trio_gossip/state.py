@@ -41,6 +41,7 @@ __all__ = [
     "merge",
     "newer",
     "next_reaping",
+    "proof",
     "proven",
     "reap_due",
     "refute",
@@ -148,7 +149,19 @@ def tombstone(entry: Entry) -> Entry:
 
 
 def proven(view: View, lines: Iterable[Line]) -> dict[str, Entry]:
-    """The entries a digest's lines prove without any files, to merge into ``view``.
+    """The entries a digest's lines prove without any files, to merge into
+    ``view``: :func:`proof` of each line against what ``view`` holds."""
+    derived: dict[str, Entry] = {}
+    for line in lines:
+        candidate = proof(view.get(line.origin), line)
+        if candidate is not None:
+            derived[line.origin] = candidate
+    return derived
+
+
+def proof(held: Entry | None, line: Line) -> Entry | None:
+    """The entry one digest line proves without any files, newer than
+    ``held`` (what we hold of its origin), or ``None``.
 
     A line of the generation we hold, at our version or a newer one, with a
     greater heartbeat proves the origin alive: take the heartbeat onto the
@@ -159,25 +172,20 @@ def proven(view: View, lines: Iterable[Line]) -> dict[str, Entry]:
     reaped at that point: take the tombstone. New files are never proven by a
     line: they must be fetched.
     """
-    derived: dict[str, Entry] = {}
-    for line in lines:
-        held = view.get(line.origin)
-        if line.reaped:
-            candidate = Entry(line.generation, line.version, line.heartbeat, reaped=True)
-        elif (
-            held is not None
-            and not held.reaped
-            and held.generation == line.generation
-            and held.version <= line.version
-            and held.heartbeat < line.heartbeat
-        ):
-            # attrs.evolve written out: it looks up every field by name, per heartbeat.
-            candidate = Entry(held.generation, held.version, line.heartbeat, held.floor, held.files)
-        else:
-            continue
-        if newer(candidate, held):
-            derived[line.origin] = candidate
-    return derived
+    if line.reaped:
+        tomb = Entry(line.generation, line.version, line.heartbeat, reaped=True)
+        return tomb if newer(tomb, held) else None
+    if (
+        held is not None
+        and not held.reaped
+        and held.generation == line.generation
+        and held.version <= line.version
+        and held.heartbeat < line.heartbeat
+    ):
+        # Newer than held, without asking newer(): the same content, a greater
+        # heartbeat. attrs.evolve written out: it looks up every field by name.
+        return Entry(held.generation, held.version, line.heartbeat, held.floor, held.files)
+    return None
 
 
 def live_files(entry: Entry) -> tuple[FileMeta, ...]:
