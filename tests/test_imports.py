@@ -1,5 +1,6 @@
 """What importing costs: ``import trio_gossip`` resolves its public names on
-first use (PEP 562), so a process imports only the modules it uses."""
+first use (PEP 562), and ``python -m trio_gossip A`` imports what a running
+peer uses, not the client, the page, the hooks or the in-memory network."""
 
 from __future__ import annotations
 
@@ -9,12 +10,33 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ports import free_udp_ports
 
 import trio_gossip
 
 TIMEOUT = 30.0  # seconds one fresh interpreter may take
+
+#: Modules a plain running peer never needs: asking a peer (--info, --find,
+#: --watch), the embedding API, the in-memory network, hooks, the web page,
+#: --version's metadata, the cluster key's AES-GCM.
+NOT_FOR_A_PEER = frozenset(
+    {
+        "trio_gossip.api",
+        "trio_gossip.hooks",
+        "trio_gossip.info",
+        "trio_gossip.memory",
+        "trio_gossip.render",
+        "trio_gossip.watch",
+        "trio_gossip.web",
+        "importlib.metadata",
+        "cryptography",
+        "hypercorn",
+        "starlette",
+    }
+)
 
 
 def declared() -> dict[str, str]:
@@ -36,7 +58,7 @@ def declared() -> dict[str, str]:
     return owners
 
 
-def modules_after(code: str) -> dict[str, list[str]]:
+def modules_after(code: str) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter; it prints a JSON object, to which
     this adds ``modules``: every module imported by then."""
     script = "\n".join(
@@ -49,7 +71,7 @@ def modules_after(code: str) -> dict[str, list[str]]:
         timeout=TIMEOUT,
         check=True,
     )
-    result: dict[str, list[str]] = json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
@@ -94,3 +116,47 @@ def test_a_name_imports_its_module_and_what_that_needs_only() -> None:
     assert "trio_gossip.peer" in out["modules"]
     for client_only in ("info", "render", "watch", "memory", "api"):
         assert f"trio_gossip.{client_only}" not in out["modules"]
+
+
+def test_the_command_line_imports_what_a_peer_runs_only() -> None:
+    out = modules_after("import trio_gossip.cli\nout = {}")  # what __main__ imports
+    modules = set(out["modules"])
+    assert {"trio_gossip.cli", "trio_gossip.peer", "trio_gossip.udp"} <= modules
+    assert not NOT_FOR_A_PEER & modules
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "hooks"), [([], False), (["--on-change", "true"], True)], ids=["plain", "on-change"]
+)
+def test_a_started_peer_has_imported_what_it_runs_only(
+    tmp_path: Path, args: list[str], hooks: bool
+) -> None:
+    ports = free_udp_ports(2)  # B is not running: A idles alone
+    config = {
+        "peers": {
+            name: {"host": "127.0.0.1", "port": port, "folder": name}
+            for name, port in zip("AB", ports, strict=True)
+        }
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    # The peer's own log line says when it has started: then SIGTERM, its usual stop.
+    code = f"""
+import logging, os, signal
+from trio_gossip import cli
+
+class Started(logging.Handler):
+    def emit(self, record):
+        if " started on " in record.getMessage():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+logging.getLogger("trio_gossip").addHandler(Started())
+config = {str(tmp_path / "config.json")!r}
+out = {{"status": cli.main(["A", "--config", config, *{args!r}])}}
+"""
+    out = modules_after(code)
+    assert out["status"] == 0
+    modules = set(out["modules"])
+    assert {"trio_gossip.node", "trio_gossip.scanner", "trio_gossip.udp"} <= modules
+    assert ("trio_gossip.hooks" in modules) == hooks
+    assert not (NOT_FOR_A_PEER - {"trio_gossip.hooks"}) & modules

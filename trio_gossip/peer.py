@@ -20,14 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
 from .config import Config
 from .counters import Statistics
 from .digests import Roster
-from .hooks import Hook
 from .hub import EventHub, Subscription
 from .logs import files, log_event, when
 from .members import Member, members
@@ -35,6 +34,9 @@ from .node import Node, Send
 from .scanner import Scan, ScanError, Skipped, scan_folder
 from .state import Entry
 from .transport import Address, Network, Transport
+
+if TYPE_CHECKING:
+    from .hooks import Hook
 
 __all__ = ["Peer", "StartupError", "Statistics", "next_tick"]
 
@@ -132,7 +134,11 @@ class Peer:
         self.hub = EventHub()
         command = config.on_change if on_change is None else on_change
         #: The event handler (``on_change``), if any.
-        self.hook = Hook(command, name) if command else None
+        self.hook: Hook | None = None
+        if command:
+            from .hooks import Hook  # only a peer with a hook runs commands
+
+            self.hook = Hook(command, name)
         #: Where to serve the web page (host, port; :mod:`.web`), or ``None``.
         self.http = http
         #: The page's address once served (``http://HOST:PORT/``).
