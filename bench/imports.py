@@ -1,6 +1,6 @@
 """What each import costs a peer, and what a running idle peer holds.
 
-    python -m bench.imports [--runs 5] [--idle 5]
+    python -m bench.imports [--runs 5] [--idle 5] [--source]
 
 Each group of modules is imported in a fresh ``python`` process (the same
 interpreter, with its site packages, as ``python -m trio_gossip``), which
@@ -9,21 +9,33 @@ resident memory (``VmRSS``) afterwards. Each group adds to the one before:
 
 * ``python``: nothing (the interpreter and ``site``);
 * ``+trio``; ``+attrs/cattrs`` (with cattrs's JSON converter, as the codec uses);
+* ``+trio_gossip``: the package alone (its names are imported on first use);
 * ``+trio_gossip.cli``: everything ``python -m trio_gossip`` imports before
   it reads its command line;
 * ``+watchfiles``: what a peer adds when it starts its watch task;
 * ``+cryptography``: AES-GCM, imported only with a cluster key.
 
-Best (lowest) of ``--runs`` runs each. Then a standalone peer
-(``python -m trio_gossip A`` with a three-peer loopback config, its two
-neighbours not running) with ``"watch"`` on and off, and with a cluster key:
-its resident memory after ``--idle`` seconds of idling.
+Best (lowest) of ``--runs`` runs each, after one run not counted. Then
+what each of trio_gossip's own modules costs, as ``python -X importtime``
+puts it (its own code, without what it imports; best of ``--runs``). Then a
+standalone peer (``python -m trio_gossip A`` with a three-peer loopback
+config, its two neighbours not running) with ``"watch"`` on and off, and
+with a cluster key: its resident memory after ``--idle`` seconds of idling.
+
+Every child reads and writes its bytecode in a cache of this run's own
+(``PYTHONPYCACHEPREFIX``), as an installed package's compiled files are
+read; the run not counted fills it. With ``--source`` no child writes
+bytecode (``PYTHONDONTWRITEBYTECODE``): trio_gossip, whose source tree has
+no ``__pycache__`` then (an editable install), is compiled from its source
+in each process, while the standard library and the site packages are read
+from the bytecode they were installed with.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import os
 import secrets
 import shutil
 import subprocess
@@ -51,6 +63,7 @@ GROUPS = [
     ("python", []),
     ("+trio", ["trio"]),
     ("+attrs/cattrs", ["attrs", "cattrs", "cattrs.preconf.json"]),
+    ("+trio_gossip", ["trio_gossip"]),
     ("+trio_gossip.cli", ["trio_gossip.cli"]),
     ("+watchfiles", ["watchfiles"]),
     ("+cryptography", ["cryptography.hazmat.primitives.ciphers.aead"]),
@@ -71,8 +84,10 @@ print(took, int(status["VmRSS"].split()[0]), len(sys.modules))
 
 
 def measure_group(modules: list[str], runs: int) -> dict[str, Any]:
-    """The best import time and smallest RSS of ``modules`` over ``runs`` fresh processes."""
+    """The best import time and smallest RSS of ``modules`` over ``runs`` fresh
+    processes, after one not counted (it fills the caches: bytecode, disk)."""
     times, rss, counts, startups = [], [], [], []
+    subprocess.run([sys.executable, "-c", _CHILD, *modules], check=True, capture_output=True)
     for _ in range(runs):
         began = time.perf_counter()
         out = subprocess.run(
@@ -91,6 +106,34 @@ def measure_group(modules: list[str], runs: int) -> dict[str, Any]:
         "rss_kib": min(rss),
         "modules": min(counts),
     }
+
+
+def own_modules(runs: int) -> list[dict[str, Any]]:
+    """What each trio_gossip module costs ``import trio_gossip.cli``: the best
+    of ``runs`` of ``python -X importtime``, its own code and with what it imports."""
+    own: dict[str, list[int]] = {}
+    total: dict[str, list[int]] = {}
+    for _ in range(runs):
+        report = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import trio_gossip.cli"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stderr
+        for line in report.splitlines():
+            # "import time:  self [us] | cumulative | imported package"
+            fields = line.removeprefix("import time:").split("|")
+            if len(fields) != 3 or not fields[0].strip().isdigit():
+                continue
+            name = fields[2].strip()
+            if name == "trio_gossip" or name.startswith("trio_gossip."):
+                own.setdefault(name, []).append(int(fields[0]))
+                total.setdefault(name, []).append(int(fields[1]))
+    rows = [
+        {"module": name, "self_ms": min(us) / 1e3, "cumulative_ms": min(total[name]) / 1e3}
+        for name, us in own.items()
+    ]
+    return sorted(rows, key=lambda row: -row["self_ms"])
 
 
 def idle_peer(work: Path, *, watch: bool, key: bool, idle: float, port: int) -> dict[str, Any]:
@@ -129,8 +172,29 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per group")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds a peer idles")
     parser.add_argument("--port", type=int, default=23_000, help="the idle peer's port")
+    parser.add_argument(
+        "--source",
+        action="store_true",
+        help="no bytecode cache: each process compiles trio_gossip from its source",
+    )
     args = parser.parse_args()
     terminate_on_signals()
+    work = Path(tempfile.mkdtemp(prefix="bench-imports-"))
+    # Set here, for every child (the peers' too); this process runs on as it started.
+    if args.source:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(work / "bytecode")
+    try:
+        return measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> int:
+    """Import times, the package's modules, idle peers; print and write them."""
     groups = []
     modules: list[str] = []
     for label, added in GROUPS:
@@ -150,20 +214,27 @@ def main() -> int:
                 group["modules"],
             ]
         )
-    print(f"imports, best of {args.runs} fresh processes each:")
+    bytecode = "compiled from source" if args.source else "from cached bytecode"
+    print(f"imports, best of {args.runs} fresh processes each, trio_gossip {bytecode}:")
     print(
         table(
             ["group", "import ms", "+ms", "process ms over python", "RSS MiB", "+MiB", "modules"],
             rows,
         )
     )
-    work = Path(tempfile.mkdtemp(prefix="bench-imports-"))
-    peers = []
-    try:
-        for watch, key in ((True, False), (False, False), (True, True)):
-            peers.append(idle_peer(work, watch=watch, key=key, idle=args.idle, port=args.port))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    own = own_modules(args.runs)
+    print(f"\ntrio_gossip's modules in 'import trio_gossip.cli', best of {args.runs}:")
+    print(
+        table(
+            ["module", "self ms", "with its imports ms"],
+            [[m["module"], round(m["self_ms"], 1), round(m["cumulative_ms"], 1)] for m in own],
+        )
+    )
+    print(f"all {len(own)}, their own code: {sum(m['self_ms'] for m in own):.1f} ms")
+    peers = [
+        idle_peer(work, watch=watch, key=key, idle=args.idle, port=args.port)
+        for watch, key in ((True, False), (False, False), (True, True))
+    ]
     print(f"\na standalone peer, after {args.idle:g} s idle:")
     print(
         table(
@@ -180,7 +251,8 @@ def main() -> int:
             ],
         )
     )
-    path = write_out("imports", {"runs": args.runs, "groups": groups, "peers": peers})
+    figures = {"runs": args.runs, "source": args.source, "groups": groups, "modules": own}
+    path = write_out("imports", {**figures, "peers": peers})
     print(f"wrote {path}")
     return 0
 
