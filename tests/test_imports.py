@@ -20,13 +20,14 @@ import trio_gossip
 TIMEOUT = 30.0  # seconds one fresh interpreter may take
 
 #: Modules a plain running peer never needs: asking a peer (--info, --find,
-#: --watch), the embedding API, the in-memory network, hooks, the web page,
-#: --version's metadata, the cluster key's AES-GCM.
+#: --watch), the embedding API and its view of members, the in-memory network,
+#: hooks, the web page, --version's metadata, the cluster key's AES-GCM.
 NOT_FOR_A_PEER = frozenset(
     {
         "trio_gossip.api",
         "trio_gossip.hooks",
         "trio_gossip.info",
+        "trio_gossip.members",
         "trio_gossip.memory",
         "trio_gossip.render",
         "trio_gossip.watch",

@@ -29,7 +29,6 @@ from .counters import Statistics
 from .digests import Roster
 from .hub import EventHub, Subscription
 from .logs import files, log_event, when
-from .members import Member, members
 from .node import Node, Send
 from .scanner import Scan, ScanError, Skipped, scan_folder
 from .state import Entry
@@ -37,6 +36,7 @@ from .transport import Address, Network, Transport
 
 if TYPE_CHECKING:
     from .hooks import Hook
+    from .members import Member
 
 __all__ = ["Peer", "StartupError", "Statistics", "next_tick"]
 
@@ -173,6 +173,8 @@ class Peer:
     def members(self, now: float | None = None) -> dict[str, Member]:
         """Every origin this peer knows of (itself, the left and reaped
         included), as of ``now`` (default: trio's clock)."""
+        from .members import members  # for programs: a peer run from the command line never asks
+
         at = trio.current_time() if now is None else now
         return members(self.node.replica, self.name, at)
 
