@@ -4,8 +4,10 @@
 
 Each group of modules is imported in a fresh ``python`` process (the same
 interpreter, with its site packages, as ``python -m trio_gossip``), which
-prints how long its imports took (``time.perf_counter`` around them) and its
-resident memory (``VmRSS``) afterwards. Each group adds to the one before:
+prints how long its imports took (``time.perf_counter`` around them), the
+CPU time they took (``time.process_time``, which a busy machine inflates
+less) and its resident memory (``VmRSS``) afterwards. Each group adds to the
+one before:
 
 * ``python``: nothing (the interpreter and ``site``);
 * ``+trio``; ``+attrs/cattrs`` (with cattrs's JSON converter, as the codec uses);
@@ -20,7 +22,8 @@ what each of trio_gossip's own modules costs, as ``python -X importtime``
 puts it (its own code, without what it imports; best of ``--runs``). Then a
 standalone peer (``python -m trio_gossip A`` with a three-peer loopback
 config, its two neighbours not running) with ``"watch"`` on and off, and
-with a cluster key: its resident memory after ``--idle`` seconds of idling.
+with a cluster key: its resident memory after ``--idle`` seconds of idling
+(after one such peer not counted, for the same reason as the runs above).
 
 Every child reads and writes its bytecode in a cache of this run's own
 (``PYTHONPYCACHEPREFIX``), as an installed package's compiled files are
@@ -72,21 +75,21 @@ GROUPS = [
 #: Run by each child: time the imports, then read its own memory.
 _CHILD = """
 import importlib, sys, time
-began = time.perf_counter()
+began, cpu_began = time.perf_counter(), time.process_time()
 for name in sys.argv[1:]:
     importlib.import_module(name)
-took = time.perf_counter() - began
+took, cpu = time.perf_counter() - began, time.process_time() - cpu_began
 status = dict(
     line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line
 )
-print(took, int(status["VmRSS"].split()[0]), len(sys.modules))
+print(took, int(status["VmRSS"].split()[0]), len(sys.modules), cpu)
 """
 
 
 def measure_group(modules: list[str], runs: int) -> dict[str, Any]:
     """The best import time and smallest RSS of ``modules`` over ``runs`` fresh
     processes, after one not counted (it fills the caches: bytecode, disk)."""
-    times, rss, counts, startups = [], [], [], []
+    times, rss, counts, startups, cpus = [], [], [], [], []
     subprocess.run([sys.executable, "-c", _CHILD, *modules], check=True, capture_output=True)
     for _ in range(runs):
         began = time.perf_counter()
@@ -100,8 +103,10 @@ def measure_group(modules: list[str], runs: int) -> dict[str, Any]:
         times.append(float(out[0]))
         rss.append(int(out[1]))
         counts.append(int(out[2]))
+        cpus.append(float(out[3]))
     return {
         "import_ms": min(times) * 1e3,
+        "import_cpu_ms": min(cpus) * 1e3,
         "process_ms": min(startups) * 1e3,
         "rss_kib": min(rss),
         "modules": min(counts),
@@ -208,6 +213,7 @@ def measure(args: argparse.Namespace, work: Path) -> int:
                 group["group"],
                 round(group["import_ms"], 1),
                 round(group["import_ms"] - (before["import_ms"] if before else 0), 1),
+                round(group["import_cpu_ms"], 1),
                 round(group["process_ms"] - base["process_ms"], 1),
                 round(group["rss_kib"] / 1024, 1),
                 round((group["rss_kib"] - (before["rss_kib"] if before else 0)) / 1024, 1),
@@ -218,7 +224,16 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     print(f"imports, best of {args.runs} fresh processes each, trio_gossip {bytecode}:")
     print(
         table(
-            ["group", "import ms", "+ms", "process ms over python", "RSS MiB", "+MiB", "modules"],
+            [
+                "group",
+                "import ms",
+                "+ms",
+                "CPU ms",
+                "process ms over python",
+                "RSS MiB",
+                "+MiB",
+                "modules",
+            ],
             rows,
         )
     )
@@ -231,6 +246,9 @@ def measure(args: argparse.Namespace, work: Path) -> int:
         )
     )
     print(f"all {len(own)}, their own code: {sum(m['self_ms'] for m in own):.1f} ms")
+    # Not counted: it fills the bytecode cache with what only a running peer
+    # imports (watchfiles's and anyio's inner modules), as the import runs did.
+    idle_peer(work, watch=True, key=True, idle=0, port=args.port)
     peers = [
         idle_peer(work, watch=watch, key=key, idle=args.idle, port=args.port)
         for watch, key in ((True, False), (False, False), (True, True))
