@@ -91,7 +91,7 @@ exit statuses:
 
 
 def _version() -> str:
-    import importlib.metadata  # 35 modules, 20 ms: only for --version
+    import importlib.metadata  # 31 modules, 20 ms: only for --version
 
     try:
         return importlib.metadata.version("trio-gossip")
