@@ -19,7 +19,7 @@ import trio
 from ports import free_udp_ports
 
 import trio_gossip
-from trio_gossip import cli
+from trio_gossip import cli, info
 from trio_gossip.config import load_config
 
 pytestmark = pytest.mark.slow
@@ -464,7 +464,7 @@ def ask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
             assert address == config.address("A")
             return snapshot
 
-        monkeypatch.setattr(cli, "query", answer)
+        monkeypatch.setattr(info, "query", answer)
         status = cli.main(["A", *args, "--config", str(tmp_path / "config.json")])
         out, err = capsys.readouterr()
         return status, out, err
@@ -608,7 +608,7 @@ def test_ctrl_c_during_a_query_is_one_line_and_status_130(
             raise KeyboardInterrupt
 
     write_config(tmp_path / "config.json")
-    monkeypatch.setattr(cli, "query", interrupted)
+    monkeypatch.setattr(info, "query", interrupted)
     assert cli.main(["A", "--info", "--config", str(tmp_path / "config.json")]) == 130
     assert capsys.readouterr() == ("", "trio-gossip: interrupted\n")
 

@@ -21,7 +21,6 @@ Exit statuses (docs/configuration.md, "Exit statuses"), each failure one line on
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import logging
 import math
@@ -35,21 +34,23 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import trio
 
 from . import __version__
 from .config import Config, ConfigError, http_problem, load_config, parse_http, resolve_hosts
-from .info import NoAnswer, files_matching, query, unheard_for
 from .keyring import generate_key
 from .logs import JsonFormatter, describe
-from .messages import EventNote
 from .peer import Peer, StartupError
-from .render import format_info, format_matches, format_summary
 from .udp import UdpNetwork
-from .watch import NotWatching, note_event, note_json, watch
+
+if TYPE_CHECKING:
+    from .messages import EventNote
+
+# What only asking a peer needs (--info, --find, --watch: .info, .render,
+# .watch) is imported where it is asked for: a running peer never uses it.
 
 __all__ = ["main"]
 
@@ -90,10 +91,35 @@ exit statuses:
 
 
 def _version() -> str:
+    import importlib.metadata  # 31 modules, 20 ms: only for --version
+
     try:
         return importlib.metadata.version("trio-gossip")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree
         return __version__
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, as argparse's, but reading the version only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        _print_text(f"{PROG} {_version()}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="default: INFO",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     return parser
 
 
@@ -337,6 +363,9 @@ def _with_http(config: Config, text: str) -> Config:
 
 def _ask(config: Config, args: argparse.Namespace) -> int:
     """``--info`` or ``--find``: ask the peer, print what it said, judge its health."""
+    from .info import NoAnswer, files_matching, query, unheard_for
+    from .render import format_info, format_matches, format_summary
+
     name: str = args.name
     address = config.address(name)
     log.debug("asking peer %s at %s:%d", name, *address)
@@ -374,6 +403,7 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
 
 def _watch(config: Config, name: str, *, as_json: bool) -> int:
     """``--watch``: print each event the peer sees until Ctrl-C (or SIGTERM)."""
+    from .watch import NotWatching, note_event, note_json, watch
 
     def show(note: EventNote, lost: int) -> None:
         if as_json:

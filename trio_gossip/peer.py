@@ -20,22 +20,24 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
 from .config import Config
 from .counters import Statistics
 from .digests import Roster
-from .hooks import Hook
 from .hub import EventHub, Subscription
 from .logs import files, log_event, when
-from .members import Member, members
 from .node import Node, Send
 from .scanner import Scan, ScanError, Skipped, scan_folder
 from .shared import SharedEntries
 from .state import Entry
 from .transport import Address, Network, Transport
+
+if TYPE_CHECKING:
+    from .hooks import Hook
+    from .members import Member
 
 __all__ = ["Peer", "StartupError", "Statistics", "next_tick"]
 
@@ -141,7 +143,11 @@ class Peer:
         self.hub = EventHub()
         command = config.on_change if on_change is None else on_change
         #: The event handler (``on_change``), if any.
-        self.hook = Hook(command, name) if command else None
+        self.hook: Hook | None = None
+        if command:
+            from .hooks import Hook  # only a peer with a hook runs commands
+
+            self.hook = Hook(command, name)
         #: Where to serve the web page (host, port; :mod:`.web`), or ``None``.
         self.http = http
         #: The page's address once served (``http://HOST:PORT/``).
@@ -176,6 +182,8 @@ class Peer:
     def members(self, now: float | None = None) -> dict[str, Member]:
         """Every origin this peer knows of (itself, the left and reaped
         included), as of ``now`` (default: trio's clock)."""
+        from .members import members  # for programs: a peer run from the command line never asks
+
         at = trio.current_time() if now is None else now
         return members(self.node.replica, self.name, at)
 
