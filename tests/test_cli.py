@@ -125,7 +125,13 @@ def test_a_config_that_cannot_work(tmp_path: Path, change: Any, expected: str) -
 def test_an_unknown_peer_name(tmp_path: Path) -> None:
     write_config(tmp_path / "config.json")
     line = assert_one_line_error(run("Zed", cwd=tmp_path), 2)
-    assert "Zed" in line
+    assert line == "trio-gossip: config.json: no peer named 'Zed' (peers: A, B, C)"
+
+
+def test_an_unknown_peer_name_in_a_large_cluster_names_the_first_ten(tmp_path: Path) -> None:
+    write_config(tmp_path / "config.json", names="ABCDEFGHIJKLMN")
+    line = assert_one_line_error(run("Zed", cwd=tmp_path), 2)
+    assert line.endswith("(peers: A, B, C, D, E, F, G, H, I, J and 4 more)")
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -305,6 +305,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 130
 
 
+#: Names an error message lists at most.
+SOME_NAMES = 10
+
+
+def _some(names: Iterable[str]) -> str:
+    """``names`` for a one-line message: the first :data:`SOME_NAMES`, and how many more."""
+    listed = list(names)
+    shown = ", ".join(listed[:SOME_NAMES])
+    more = len(listed) - SOME_NAMES
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -323,8 +335,9 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         config = load_config(args.config)
         if args.name is not None and args.name not in config.peers:
-            known = ", ".join(config.peers)
-            raise ConfigError(f"{args.config}: no peer named {args.name!r} (peers: {known})")
+            raise ConfigError(
+                f"{args.config}: no peer named {args.name!r} (peers: {_some(config.peers)})"
+            )
         config = resolve_hosts(config, str(args.config))
         if args.http is not None:
             config = _with_http(config, args.http)
