@@ -112,6 +112,14 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         return Scan({f"{folder.name}.txt": (1, 1)})
 
     network = MemoryNetwork(seed=seed)
+    # The peers of one process share a store of entries, as with --all (code
+    # from before the store: none).
+    try:
+        from trio_gossip.shared import SharedEntries
+
+        shared: dict[str, Any] = {"shared": SharedEntries()}
+    except ImportError:
+        shared = {}
     peers = [
         Peer(
             name,
@@ -123,6 +131,7 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
             scanner=scanner,
             scan_in_thread=False,
             watch=False,
+            **shared,
         )
         for name in names
     ]

@@ -69,11 +69,22 @@ def test_other_files_under_the_same_key_are_not_shared() -> None:
     assert shared.get("p", Entry(7, 2, 6, 0, (FileMeta("c.txt", 1, 2, 1),))).files is other_files
 
 
-def test_an_entry_nobody_holds_is_forgotten() -> None:
+def test_an_entry_nobody_holds_is_forgotten_once_its_origin_moved_on() -> None:
     shared = SharedEntries()
     shared.get("p", Entry(7, 2, 5, 0, FILES))
     gc.collect()
-    assert len(shared) == 0
+    assert len(shared) == 1  # the last one of its origin is kept
+    shared.get("p", Entry(7, 2, 6, 0, FILES))
+    gc.collect()
+    assert len(shared) == 1
+
+
+def test_the_last_entry_of_an_origin_is_handed_out_again() -> None:
+    shared = SharedEntries()
+    first = shared.get("p", Entry(7, 2, 5, 0, FILES))
+    assert shared.get("p", copy(first)) is first
+    assert shared.get("p", copy(first, heartbeat=4)) is not first  # an older one
+    assert shared.get("p", copy(first, floor=1)) != first
 
 
 entries = st.builds(

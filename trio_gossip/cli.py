@@ -44,6 +44,7 @@ from .config import Config, ConfigError, http_problem, load_config, parse_http, 
 from .keyring import generate_key
 from .logs import JsonFormatter, describe
 from .peer import Peer, StartupError
+from .shared import SharedEntries
 from .udp import UdpNetwork
 
 if TYPE_CHECKING:
@@ -274,12 +275,20 @@ async def serve(config: Config, names: Sequence[str], on_change: str | None = No
 
             # Watching from the start: a signal also stops a long start (--all).
             nursery.start_soon(on_signal)
+            # The peers of --all hold what they hold in common once.
+            shared = SharedEntries() if len(names) > 1 else None
             for i, name in enumerate(names):
                 folder = _folder(config, name)
                 # One page per process: the first peer's (the others would need ports of their own).
                 http = config.http if i == 0 else None
                 peer = Peer(
-                    name, config, network=network, folder=folder, on_change=on_change, http=http
+                    name,
+                    config,
+                    network=network,
+                    folder=folder,
+                    on_change=on_change,
+                    http=http,
+                    shared=shared,
                 )
                 await nursery.start(peer.run)
                 peers.append(peer)
