@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -42,10 +41,9 @@ from bench.harness import (
     memory_kb,
     table,
     terminate_on_signals,
-    wait_until,
     write_out,
 )
-from bench.processes import Logs
+from bench.processes import Logs, start_peers, wait_converged, wait_started
 from trio_gossip import Address, NoAnswer, Transport, UdpNetwork, query
 
 __all__ = ["benchmark"]
@@ -163,26 +161,9 @@ def run_cluster(args: argparse.Namespace, watch: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"watch": watch}
     try:
         with Children(lifetime) as children:
-            procs = {}
-            for name in names:
-                with (work / "logs" / f"{name}.log").open("wb") as log:
-                    argv = [sys.executable, "-m", "trio_gossip", name]
-                    argv += ["--config", str(cluster.path)]
-                    procs[name] = children.start(argv, stderr=log)
-
-            def all_started() -> bool:
-                logs.read()
-                return len(logs.started) == len(names)
-
-            if not wait_until(all_started, 60, 0.2):
-                dead = [n for n, p in procs.items() if p.poll() is not None]
-                raise SystemExit(f"idle ({label}): not all peers started (exited: {dead[:5]})")
-
-            def converged() -> bool:
-                logs.read()
-                return all(logs.knows(n) == len(names) - 1 for n in names)
-
-            if not wait_until(converged, args.converge, 0.25):
+            procs = start_peers(children, names, cluster.path, work / "logs")
+            wait_started(logs, procs, f"idle ({label})")
+            if not wait_converged(logs, names, args.converge):
                 raise SystemExit(f"idle ({label}): not converged within {args.converge:g} s")
             print(f"{label}: {len(names)} peer processes running and converged", flush=True)
             time.sleep(args.warmup * args.push)  # the relays of the joins die down

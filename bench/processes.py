@@ -23,6 +23,7 @@ import argparse
 import datetime
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -112,6 +113,41 @@ class Logs:
         return None
 
 
+def start_peers(
+    children: Children, names: Sequence[str], config: Path, logs: Path
+) -> dict[str, subprocess.Popen[bytes]]:
+    """``python -m trio_gossip NAME --config CONFIG`` for each name, its log in ``logs``."""
+    procs = {}
+    for name in names:
+        with (logs / f"{name}.log").open("wb") as log:
+            argv = [sys.executable, "-m", "trio_gossip", name, "--config", str(config)]
+            procs[name] = children.start(argv, stderr=log)
+    return procs
+
+
+def wait_started(logs: Logs, procs: dict[str, subprocess.Popen[bytes]], what: str) -> None:
+    """Until every peer's log says it started (60 s at most, or ``SystemExit``)."""
+
+    def all_started() -> bool:
+        logs.read()
+        return len(logs.started) == len(procs)
+
+    if not wait_until(all_started, 60, 0.2):
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        raise SystemExit(f"{what}: not all peers started (exited: {dead[:5]})")
+
+
+def wait_converged(logs: Logs, names: Sequence[str], seconds: float) -> bool:
+    """Until every peer has taken every other origin's entry; whether it did
+    within ``seconds``."""
+
+    def converged() -> bool:
+        logs.read()
+        return all(logs.knows(n) == len(names) - 1 for n in names)
+
+    return wait_until(converged, seconds, 0.25)
+
+
 def spread(
     logs: Logs, names: Sequence[str], origin: str, *, folder: Path, index: int, timeout: float
 ) -> dict[str, Any]:
@@ -185,31 +221,14 @@ def benchmark(args: argparse.Namespace) -> int:
     try:
         with Children(lifetime) as children:
             launched = time.time()
-            procs = {}
-            for name in names:
-                with (work / "logs" / f"{name}.log").open("wb") as log:
-                    procs[name] = children.start(
-                        [sys.executable, "-m", "trio_gossip", name, "--config", str(config_path)],
-                        stderr=log,
-                    )
+            procs = start_peers(children, names, config_path, work / "logs")
             print(f"{len(names)} peer processes started, logs in {work / 'logs'}", flush=True)
-
-            def all_started() -> bool:
-                logs.read()
-                return len(logs.started) == len(names)
-
-            if not wait_until(all_started, 60, 0.2):
-                dead = [n for n, p in procs.items() if p.poll() is not None]
-                raise SystemExit(f"processes: not all peers started (exited: {dead[:5]})")
+            wait_started(logs, procs, "processes")
             up = max(logs.started.values())
             figures["startup_s"] = up - launched
             print(f"all running {up - launched:.1f} s after launch", flush=True)
 
-            def converged() -> bool:
-                logs.read()
-                return all(logs.knows(n) == len(names) - 1 for n in names)
-
-            ok = wait_until(converged, args.converge_timeout, 0.25)
+            ok = wait_converged(logs, names, args.converge_timeout)
             took_first = [
                 min(t for t, _, _ in logs.took[(p, o)])
                 for p in names

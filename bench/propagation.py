@@ -44,7 +44,7 @@ from bench.harness import (
     wait_until,
     write_out,
 )
-from bench.processes import Logs
+from bench.processes import Logs, start_peers, wait_converged, wait_started
 
 
 def one_drop(
@@ -97,32 +97,9 @@ def run_cluster(args: argparse.Namespace, watch: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"watch": watch}
     try:
         with Children(lifetime) as children:
-            procs = {}
-            for name in names:
-                with (work / "logs" / f"{name}.log").open("wb") as log:
-                    argv = [
-                        sys.executable,
-                        "-m",
-                        "trio_gossip",
-                        name,
-                        "--config",
-                        str(cluster.path),
-                    ]
-                    procs[name] = children.start(argv, stderr=log)
-
-            def all_started() -> bool:
-                logs.read()
-                return len(logs.started) == len(names)
-
-            if not wait_until(all_started, 60, 0.2):
-                dead = [n for n, p in procs.items() if p.poll() is not None]
-                raise SystemExit(f"propagation: not all peers started (exited: {dead[:5]})")
-
-            def converged() -> bool:
-                logs.read()
-                return all(logs.knows(n) == len(names) - 1 for n in names)
-
-            if not wait_until(converged, args.converge, 0.25):
+            procs = start_peers(children, names, cluster.path, work / "logs")
+            wait_started(logs, procs, "propagation")
+            if not wait_converged(logs, names, args.converge):
                 raise SystemExit(f"propagation ({label}): not converged within {args.converge:g} s")
             print(f"{label}: {len(names)} peers running and converged", flush=True)
 
