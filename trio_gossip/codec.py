@@ -401,9 +401,7 @@ def _check_digest(digest: Digest) -> str:
             and 0 <= line.version <= MAX_COUNTER
             and 0 <= line.heartbeat <= MAX_COUNTER
         )
-        # not _bad_peer(origin), inline: this runs for every line received.
-        name_ok = 0 < len(origin) <= MAX_NAME and (origin.isascii() or not _bad_text(origin))
-        if not (counters_ok and name_ok):
+        if not counters_ok or _bad_peer(origin):
             return "digest line"
         origins.add(origin)
     # Two lines about one origin: which one counts would be a guess.
