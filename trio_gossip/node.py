@@ -335,10 +335,10 @@ class Node:
         self._counters.reject(reason, source, detail, now)
         return []
 
-    def _too_far_ahead(self, generation: int) -> bool:
-        """A generation no restart can have made yet (above the wall clock
-        plus :data:`AHEAD`): counted, then ignored."""
-        if generation > self._wall_clock() + AHEAD:
+    def _too_far_ahead(self, generation: int, limit: int | None = None) -> bool:
+        """A generation no restart can have made yet (above ``limit``, by
+        default the wall clock plus :data:`AHEAD`): counted, then ignored."""
+        if generation > (self._wall_clock() + AHEAD if limit is None else limit):
             self._rejected["generation ahead"] += 1
             return True
         return False
@@ -347,9 +347,9 @@ class Node:
         limit = self._wall_clock() + AHEAD  # read once per digest, not once per line
         others: list[Line] = []
         for line in digest.lines:
-            if line.generation > limit:  # as _too_far_ahead, without a call per line
-                self._rejected["generation ahead"] += 1
-            elif line.origin == self.name:
+            if self._too_far_ahead(line.generation, limit):
+                continue
+            if line.origin == self.name:
                 self._refute_if_outdone(line.key, now)
             else:
                 others.append(line)
