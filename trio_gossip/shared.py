@@ -48,13 +48,7 @@ class SharedEntries:
         already, or ``entry`` itself (with the files of its version, if equal
         ones are held), from now on the one to share."""
         last = self._last.get(origin)
-        if (
-            last is not None
-            and last.heartbeat == entry.heartbeat
-            and last.content == entry.content
-            and last.reaped == entry.reaped
-            and _same(last, entry)
-        ):
+        if last is not None and last.key == entry.key and _same(last, entry):
             return last
         key = (origin, entry.generation, entry.version, entry.heartbeat, entry.reaped)
         held = self._entries.get(key)
