@@ -287,6 +287,17 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """The min, median, mean and max of ``values`` (not empty)."""
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "median": median(ordered),
+        "mean": sum(ordered) / len(ordered),
+        "max": ordered[-1],
+    }
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A plain text table, numbers right-aligned."""
 

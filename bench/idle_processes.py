@@ -37,8 +37,8 @@ from bench.harness import (
     cpu_seconds,
     cpu_times,
     loopback_cluster,
-    median,
     memory_kb,
+    spread,
     table,
     terminate_on_signals,
     write_out,
@@ -132,17 +132,6 @@ def ask_counters(addresses: Sequence[Address]) -> list[Sent | None]:
 
     trio.run(main)
     return results
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    """The min, median, mean and max of ``values``."""
-    ordered = sorted(values)
-    return {
-        "min": ordered[0],
-        "median": median(ordered),
-        "mean": sum(ordered) / len(ordered),
-        "max": ordered[-1],
-    }
 
 
 def run_cluster(args: argparse.Namespace, watch: bool) -> dict[str, Any]:

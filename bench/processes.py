@@ -148,24 +148,38 @@ def wait_converged(logs: Logs, names: Sequence[str], seconds: float) -> bool:
     return wait_until(converged, seconds, 0.25)
 
 
+def write_and_wait(
+    logs: Logs, names: Sequence[str], origin: str, path: Path, *, what: str, timeout: float
+) -> tuple[float, bool, tuple[float, int] | None]:
+    """Write ``path`` (a file of ``origin``'s folder, saying ``what`` and when)
+    and wait, ``timeout`` s at most, until every other peer took the version
+    it made: when it was written, whether they all did, and when the origin
+    published which version (``None``: it did not)."""
+    written = time.time()
+    path.write_text(f"{what} at {written}\n")
+    others = [n for n in names if n != origin]
+
+    def published() -> tuple[float, int] | None:
+        logs.read()
+        return next(((t, v) for t, v in logs.own[origin] if t >= written - 0.002), None)
+
+    def everyone() -> bool:
+        own = published()
+        return own is not None and all(logs.arrival(p, origin, own[1]) for p in others)
+
+    complete = wait_until(everyone, timeout, 0.05)
+    return written, complete, published()
+
+
 def spread(
     logs: Logs, names: Sequence[str], origin: str, *, folder: Path, index: int, timeout: float
 ) -> dict[str, Any]:
     """Drop a file into ``origin``'s folder; time until every peer took the new version."""
-    dropped = time.time()
-    (folder / f"bench-{index}.txt").write_text(f"drop {index} at {dropped}\n")
+    path = folder / f"bench-{index}.txt"
+    dropped, done, own = write_and_wait(
+        logs, names, origin, path, what=f"drop {index}", timeout=timeout
+    )
     others = [n for n in names if n != origin]
-
-    def new_version() -> tuple[float, int] | None:
-        logs.read()
-        return next(((t, v) for t, v in logs.own[origin] if t >= dropped - 0.002), None)
-
-    def everyone() -> bool:
-        own = new_version()
-        return own is not None and all(logs.arrival(p, origin, own[1]) for p in others)
-
-    done = wait_until(everyone, timeout, 0.05)
-    own = new_version()
     if own is None:
         return {"origin": origin, "complete": False, "reached": 0}
     published, version = own

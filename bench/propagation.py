@@ -41,30 +41,26 @@ from bench.harness import (
     memory_kb,
     table,
     terminate_on_signals,
-    wait_until,
     write_out,
 )
-from bench.processes import Logs, start_peers, wait_converged, wait_started
+from bench.processes import (
+    Logs,
+    start_peers,
+    wait_converged,
+    wait_started,
+    write_and_wait,
+)
 
 
 def one_drop(
     logs: Logs, names: Sequence[str], origin: str, *, folder: Path, index: int, timeout: float
 ) -> dict[str, Any]:
     """Write a file into ``origin``'s folder; seconds from the write to each peer taking it."""
-    written = time.time()
-    (folder / f"propagation-{index}.txt").write_text(f"write {index} at {written}\n")
+    path = folder / f"propagation-{index}.txt"
+    written, complete, own = write_and_wait(
+        logs, names, origin, path, what=f"write {index}", timeout=timeout
+    )
     others = [n for n in names if n != origin]
-
-    def published() -> tuple[float, int] | None:
-        logs.read()
-        return next(((t, v) for t, v in logs.own[origin] if t >= written - 0.002), None)
-
-    def everyone() -> bool:
-        own = published()
-        return own is not None and all(logs.arrival(p, origin, own[1]) for p in others)
-
-    complete = wait_until(everyone, timeout, 0.05)
-    own = published()
     if own is None:
         return {"origin": origin, "complete": False, "reached": 0, "of": len(others)}
     at, version = own

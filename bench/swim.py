@@ -48,6 +48,7 @@ from bench.harness import (
     free_ports,
     median,
     memory_kb,
+    spread,
     table,
     terminate_on_signals,
     wait_until,
@@ -57,12 +58,6 @@ from bench.propagation import run_cluster
 
 #: swim-protocol-sync, run by the interpreter that runs this script.
 _SYNC = "from swimprotocol.sync import main; raise SystemExit(main())"
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    """The min, median and max of ``values``."""
-    ordered = sorted(values)
-    return {"min": ordered[0], "median": median(ordered), "max": ordered[-1]}
 
 
 def run_swim(args: argparse.Namespace) -> dict[str, Any]:
