@@ -369,8 +369,7 @@ class Node:
                     continue  # the line is what we hold now: nothing to fetch
                 held = entry
             elif entry is not None:  # a tombstone
-                if self._take(line.origin, entry, now, held):
-                    self._counts["accepted"] += 1
+                self._accept(line.origin, entry, now)
                 held = entry
             want = self._fetch.want(line, held)
             if want is not None:
@@ -406,7 +405,7 @@ class Node:
                 outcome.reason, self.config.address(part.sender), outcome.detail, now
             )
         if isinstance(outcome, Entry):
-            self._accept({part.origin: outcome}, now)
+            self._accept(part.origin, outcome, now)
             return []
         return [] if outcome is None else [outcome]
 
@@ -472,13 +471,12 @@ class Node:
             new.generation,
         )
 
-    def _accept(self, incoming: Mapping[str, Entry], now: float) -> None:
-        """Merge entries about other origins, and keep the books on what changed."""
-        # merge(), one origin at a time: no copy of the whole replica per datagram.
-        for origin, entry in incoming.items():
-            held = self.replica.get(origin)
-            if newer(entry, held) and self._take(origin, entry, now, held):
-                self._counts["accepted"] += 1
+    def _accept(self, origin: str, entry: Entry, now: float) -> None:
+        """Merge an entry about another origin (:func:`.state.merge` for one
+        origin), and keep the books on what changed."""
+        held = self.replica.get(origin)
+        if newer(entry, held) and self._take(origin, entry, now, held):
+            self._counts["accepted"] += 1
 
     def _take(
         self, origin: str, entry: Entry, now: float, old: Entry | None, *, left: bool = False
